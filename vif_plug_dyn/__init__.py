@@ -1,0 +1,114 @@
+"""vif_plug_dyn: provision a VM's NIC once, connect it to networks at will.
+
+The public API. Call :func:`initialize` once with a configuration, then::
+
+    import vif_plug_dyn
+    from vif_plug_dyn.ports import Port
+
+    port = Port(port_id='...', mac='52:54:00:12:34:56', network='red')
+    endpoint = vif_plug_dyn.request_endpoint(port, ['ethernet', 'bridge'])
+    vif_plug_dyn.connect(port.port_id, 'blue')     # move the cable
+    vif_plug_dyn.disconnect(port.port_id)          # pull it out
+    vif_plug_dyn.release_endpoint(port.port_id)    # remove the endpoint
+
+Every function raises only :class:`vif_plug_dyn.exception.
+VifPlugDynException` subclasses for errors it anticipates.
+"""
+
+import threading
+from typing import Any
+
+from oslo_config import cfg
+
+from vif_plug_dyn import endpoints
+from vif_plug_dyn import manager as manager_mod
+from vif_plug_dyn import opts
+from vif_plug_dyn import ports
+
+__all__ = ['initialize', 'request_endpoint', 'release_endpoint', 'connect',
+           'disconnect', 'plug', 'unplug', 'host_capabilities', 'reconcile',
+           'get_manager']
+
+_MANAGER: manager_mod.EndpointManager | None = None
+_LOCK = threading.Lock()
+
+
+def initialize(conf: cfg.ConfigOpts | None = None, host: Any = None
+               ) -> manager_mod.EndpointManager:
+    """Load the configuration, the host's networks and the ledger.
+
+    Safe to call again: the later call replaces the earlier state.
+
+    :param conf: the configuration (``oslo_config.cfg.CONF`` if omitted);
+        the library's options are registered on it.
+    :param host: a privileged host helper to hand the drivers instead of
+        the default one (tests).
+    :returns: the manager the module functions use.
+    """
+    global _MANAGER
+    conf = cfg.CONF if conf is None else conf
+    opts.register_opts(conf)
+    with _LOCK:
+        _MANAGER = manager_mod.EndpointManager(conf, host=host)
+        return _MANAGER
+
+
+def get_manager() -> manager_mod.EndpointManager:
+    """Return the manager set up by :func:`initialize`.
+
+    :raises RuntimeError: :func:`initialize` was not called.
+    """
+    if _MANAGER is None:
+        raise RuntimeError('vif_plug_dyn.initialize() has not been called')
+    return _MANAGER
+
+
+def request_endpoint(port: ports.Port,
+                     accepted_types: tuple[str, ...] | list[str] = (
+                         endpoints.BRIDGE, endpoints.DIRECT,
+                         endpoints.ETHERNET, endpoints.HOSTDEV),
+                     options: dict[str, str] | None = None,
+                     connected: bool = True) -> endpoints.Endpoint:
+    """Return an endpoint for ``port`` on its network (idempotent).
+
+    See :meth:`vif_plug_dyn.manager.EndpointManager.request_endpoint`.
+    """
+    return get_manager().request_endpoint(port, accepted_types, options,
+                                          connected)
+
+
+def release_endpoint(port_id: str) -> None:
+    """Remove a port's endpoint; a no-op when it has none."""
+    get_manager().release_endpoint(port_id)
+
+
+def connect(port_id: str, network: str | None = None) -> endpoints.Endpoint:
+    """Plug a port's cable into ``network`` (moving it if needed)."""
+    return get_manager().connect(port_id, network)
+
+
+def disconnect(port_id: str) -> endpoints.Endpoint:
+    """Unplug a port's cable, keeping its endpoint."""
+    return get_manager().disconnect(port_id)
+
+
+def plug(port: ports.Port, **kwargs: Any) -> endpoints.Endpoint:
+    """Agent style: build the port's endpoint if needed and plug it into
+    ``port.network``."""
+    return get_manager().plug(port, **kwargs)
+
+
+def unplug(port: ports.Port | str) -> None:
+    """Agent style: remove the port's endpoint."""
+    get_manager().unplug(port)
+
+
+def host_capabilities() -> dict[str, Any]:
+    """Describe the networks of this host and the endpoint types each can
+    provide now."""
+    return get_manager().host_capabilities()
+
+
+def reconcile() -> dict[str, list[str]]:
+    """Repair the ledger and the host after a crash."""
+    return get_manager().reconcile()

@@ -1,0 +1,272 @@
+"""``vif-plug-dyn``: the command line for network agents and operators.
+
+Every subcommand prints a human summary, or with ``--json`` one JSON
+document on standard output. Errors the library anticipates print
+``error: <message>`` on standard error and exit with status 2.
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+import vif_plug_dyn
+from vif_plug_dyn import endpoints
+from vif_plug_dyn import exception
+from vif_plug_dyn import manager as manager_mod
+from vif_plug_dyn import networks
+from vif_plug_dyn import opts
+from vif_plug_dyn import ports
+
+EXIT_ERROR = 2
+
+Handler = Callable[[manager_mod.EndpointManager, argparse.Namespace], Any]
+
+
+def _port(args: argparse.Namespace) -> ports.Port:
+    return ports.Port(port_id=args.port_id, mac=args.mac,
+                      network=args.network, mtu=args.mtu, vlan=args.vlan,
+                      vm_uuid=args.vm_uuid)
+
+
+def _options(values: list[str]) -> dict[str, str]:
+    result = {}
+    for item in values:
+        key, sep, value = item.partition('=')
+        if not sep:
+            raise exception.InvalidField(field='--option', value=item,
+                                         reason='expected KEY=VALUE')
+        result[key] = value
+    return result
+
+
+def _types(value: str) -> list[str]:
+    return [t.strip() for t in value.split(',') if t.strip()]
+
+
+def _record(record: Any) -> dict[str, Any]:
+    return {'port_id': record.port.port_id, 'network': record.network,
+            'state': record.state, 'cable': record.cable,
+            'health': record.health,
+            'endpoint': (record.endpoint.to_primitive()
+                         if record.endpoint else None)}
+
+
+def _network_list(mgr: manager_mod.EndpointManager,
+                  args: argparse.Namespace) -> Any:
+    return [{'name': n.name, 'kind': n.kind,
+             'driver': mgr.drivers.driver_name(n),
+             'ports': len(mgr.ledger.list_ports(n.name))}
+            for n in mgr.registry.list()]
+
+
+def _network_show(mgr: manager_mod.EndpointManager,
+                  args: argparse.Namespace) -> Any:
+    return mgr.registry.get(args.name).to_xml()
+
+
+def _network_define(mgr: manager_mod.EndpointManager,
+                    args: argparse.Namespace) -> Any:
+    with open(args.file, 'rb') as handle:
+        network = networks.Network.from_xml(handle.read(), source=args.file)
+    mgr.registry.define(network, replace=args.replace)
+    return {'defined': network.name}
+
+
+def _network_undefine(mgr: manager_mod.EndpointManager,
+                      args: argparse.Namespace) -> Any:
+    used = mgr.ledger.list_ports(args.name)
+    mgr.registry.get(args.name)
+    if used:
+        raise exception.NetworkInUse(
+            network=args.name, count=len(used),
+            ports=', '.join(r.port.port_id for r in used))
+    mgr.registry.undefine(args.name)
+    return {'undefined': args.name}
+
+
+def _request(mgr: manager_mod.EndpointManager,
+             args: argparse.Namespace) -> Any:
+    endpoint = mgr.request_endpoint(_port(args), _types(args.types),
+                                    _options(args.option),
+                                    connected=not args.unplugged)
+    return endpoint.to_primitive()
+
+
+def _plug(mgr: manager_mod.EndpointManager,
+          args: argparse.Namespace) -> Any:
+    return mgr.plug(_port(args), _types(args.types),
+                    _options(args.option)).to_primitive()
+
+
+def _release(mgr: manager_mod.EndpointManager,
+             args: argparse.Namespace) -> Any:
+    mgr.release_endpoint(args.port_id)
+    return {'released': args.port_id}
+
+
+def _endpoint_show(mgr: manager_mod.EndpointManager,
+                   args: argparse.Namespace) -> Any:
+    record = mgr.ledger.get_port(args.port_id)
+    if record is None:
+        raise exception.PortNotFound(port_id=args.port_id)
+    return _record(record)
+
+
+def _endpoint_list(mgr: manager_mod.EndpointManager,
+                   args: argparse.Namespace) -> Any:
+    return [_record(r) for r in mgr.ledger.list_ports(args.network)]
+
+
+def _connect(mgr: manager_mod.EndpointManager,
+             args: argparse.Namespace) -> Any:
+    return mgr.connect(args.port_id, args.network).to_primitive()
+
+
+def _disconnect(mgr: manager_mod.EndpointManager,
+                args: argparse.Namespace) -> Any:
+    return mgr.disconnect(args.port_id).to_primitive()
+
+
+def _capabilities(mgr: manager_mod.EndpointManager,
+                  args: argparse.Namespace) -> Any:
+    return mgr.host_capabilities()
+
+
+def _reconcile(mgr: manager_mod.EndpointManager,
+               args: argparse.Namespace) -> Any:
+    return mgr.reconcile()
+
+
+def _add_port_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--port-id', required=True, help='port UUID')
+    parser.add_argument('--mac', required=True, help='guest MAC address')
+    parser.add_argument('--network', required=True, help='network name')
+    parser.add_argument('--mtu', type=int)
+    parser.add_argument('--vlan', type=int)
+    parser.add_argument('--vm-uuid')
+    parser.add_argument('--types', default=','.join(
+        (endpoints.BRIDGE, endpoints.DIRECT, endpoints.ETHERNET,
+         endpoints.HOSTDEV)),
+        help='accepted endpoint types, most preferred first '
+             '(default: %(default)s)')
+    parser.add_argument('--option', action='append', default=[],
+                        metavar='KEY=VALUE', help='a driver option')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``vif-plug-dyn``."""
+    parser = argparse.ArgumentParser(
+        prog='vif-plug-dyn',
+        description='Provision VM NICs once; plug them into host networks '
+                    'at run time.')
+    parser.add_argument('--config-file', action='append', default=[],
+                        help='oslo.config file (repeatable)')
+    parser.add_argument('--state-path', help='override [vif_plug_dyn] '
+                                             'state_path')
+    parser.add_argument('--network-dir', help='override [vif_plug_dyn] '
+                                              'network_dir')
+    parser.add_argument('--json', action='store_true',
+                        help='print one JSON document')
+    parser.add_argument('--debug', action='store_true')
+    sub = parser.add_subparsers(dest='command', required=True)
+
+    net = sub.add_parser('network', help='named host networks')
+    net_sub = net.add_subparsers(dest='action', required=True)
+    net_sub.add_parser('list').set_defaults(func=_network_list)
+    show = net_sub.add_parser('show', help='print a definition as XML')
+    show.add_argument('name')
+    show.set_defaults(func=_network_show)
+    define = net_sub.add_parser('define', help='define from an XML file')
+    define.add_argument('file')
+    define.add_argument('--replace', action='store_true')
+    define.set_defaults(func=_network_define)
+    undefine = net_sub.add_parser('undefine')
+    undefine.add_argument('name')
+    undefine.set_defaults(func=_network_undefine)
+
+    ep = sub.add_parser('endpoint', help='endpoints of ports')
+    ep_sub = ep.add_subparsers(dest='action', required=True)
+    request = ep_sub.add_parser('request', help='get an endpoint for a port')
+    _add_port_args(request)
+    request.add_argument('--unplugged', action='store_true',
+                         help='build it with the cable out')
+    request.set_defaults(func=_request)
+    release = ep_sub.add_parser('release')
+    release.add_argument('port_id')
+    release.set_defaults(func=_release)
+    ep_show = ep_sub.add_parser('show')
+    ep_show.add_argument('port_id')
+    ep_show.set_defaults(func=_endpoint_show)
+    ep_list = ep_sub.add_parser('list')
+    ep_list.add_argument('--network')
+    ep_list.set_defaults(func=_endpoint_list)
+
+    plug = sub.add_parser('plug', help='agent style: endpoint + cable in')
+    _add_port_args(plug)
+    plug.set_defaults(func=_plug)
+    unplug = sub.add_parser('unplug', help='agent style: remove endpoint')
+    unplug.add_argument('port_id')
+    unplug.set_defaults(func=_release)
+    conn = sub.add_parser('connect', help='plug (or move) a cable')
+    conn.add_argument('port_id')
+    conn.add_argument('network', nargs='?')
+    conn.set_defaults(func=_connect)
+    disc = sub.add_parser('disconnect', help='pull a cable out')
+    disc.add_argument('port_id')
+    disc.set_defaults(func=_disconnect)
+    sub.add_parser('capabilities', help='what this host offers'
+                   ).set_defaults(func=_capabilities)
+    sub.add_parser('reconcile', help='repair after a crash'
+                   ).set_defaults(func=_reconcile)
+    return parser
+
+
+def _print(result: Any, as_json: bool) -> None:
+    if as_json:
+        json.dump(result, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write('\n')
+    elif isinstance(result, str):
+        sys.stdout.write(result if result.endswith('\n') else result + '\n')
+    elif isinstance(result, list):
+        for item in result:
+            sys.stdout.write(' '.join('%s=%s' % (k, v) for k, v in
+                                      sorted(item.items())) + '\n')
+    else:
+        sys.stdout.write(json.dumps(result, indent=2, sort_keys=True) + '\n')
+
+
+def setup_conf(args: argparse.Namespace) -> cfg.ConfigOpts:
+    """Build the configuration from the common command-line arguments."""
+    conf = cfg.ConfigOpts()
+    opts.register_opts(conf)
+    logging.register_options(conf)
+    conf([], project='vif_plug_dyn', default_config_files=args.config_file)
+    if args.state_path:
+        conf.set_override('state_path', args.state_path, group=opts.GROUP)
+    if args.network_dir:
+        conf.set_override('network_dir', args.network_dir, group=opts.GROUP)
+    conf.set_override('debug', args.debug)
+    logging.setup(conf, 'vif_plug_dyn')
+    return conf
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``vif-plug-dyn``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        conf = setup_conf(args)
+        mgr = vif_plug_dyn.initialize(conf)
+        _print(args.func(mgr, args), args.json)
+    except (exception.VifPlugDynException, OSError) as exc:
+        sys.stderr.write('error: %s\n' % exc)
+        return EXIT_ERROR
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The network driver interface."""
+
+import abc
+import dataclasses
+from typing import Any
+
+from oslo_config import cfg
+
+from vif_plug_dyn import endpoints
+from vif_plug_dyn import exception
+from vif_plug_dyn import ledger as ledger_mod
+from vif_plug_dyn import networks
+from vif_plug_dyn import ports
+
+#: Entry-point namespace network drivers are registered in.
+NAMESPACE = 'vif_plug_dyn.network_drivers'
+
+
+@dataclasses.dataclass
+class DriverContext:
+    """What a driver is given when it is loaded.
+
+    :ivar conf: the configuration.
+    :ivar ledger: the ledger, for pool allocations and device records.
+    :ivar host: the privileged host helper (see :mod:`vif_plug_dyn.host`),
+        or ``None`` when the driver needs no host work.
+    """
+
+    conf: cfg.ConfigOpts
+    ledger: ledger_mod.Ledger
+    host: Any = None
+
+
+class NetworkDriver(abc.ABC):
+    """Builds and removes the host side of endpoints for one network kind.
+
+    A driver answers "an endpoint for this port on this network, of this
+    type" with a typed :class:`~vif_plug_dyn.endpoints.Endpoint` and tears
+    it down again. It must leave nothing half-built when it fails: what a
+    failed :meth:`create_endpoint` made, it removes before raising.
+
+    :param context: what the driver may use.
+    """
+
+    #: The network kinds this driver serves.
+    KINDS: tuple[str, ...] = ()
+
+    def __init__(self, context: DriverContext) -> None:
+        self.context = context
+
+    @property
+    def name(self) -> str:
+        """The driver's name (its class name unless overridden)."""
+        return type(self).__name__
+
+    @abc.abstractmethod
+    def endpoint_types(self, network: networks.Network) -> tuple[str, ...]:
+        """Return the endpoint types this driver can provide on ``network``
+        on this host right now, most natural first.
+
+        Called before any work is done, so negotiation can answer early.
+        """
+
+    @abc.abstractmethod
+    def create_endpoint(self, request: ports.EndpointRequest,
+                        network: networks.Network, endpoint_type: str,
+                        connect: bool) -> endpoints.Endpoint:
+        """Build the host side of an endpoint.
+
+        :param request: the request (its port names ``network``).
+        :param network: the network definition.
+        :param endpoint_type: the negotiated type, one this driver listed
+            in :meth:`endpoint_types`.
+        :param connect: whether the cable starts plugged.
+        :returns: the endpoint.
+        :raises VifPlugDynException: a typed error; nothing is left built.
+        """
+
+    @abc.abstractmethod
+    def delete_endpoint(self, endpoint: endpoints.Endpoint,
+                        network: networks.Network) -> None:
+        """Remove what :meth:`create_endpoint` built; a no-op for what is
+        already gone."""
+
+    def connect(self, endpoint: endpoints.Endpoint,
+                network: networks.Network) -> endpoints.Endpoint:
+        """Plug the endpoint's cable into ``network``.
+
+        ``network`` may differ from ``endpoint.network`` (a move): the
+        caller has already disconnected the endpoint from its old network.
+
+        :returns: the endpoint as it is now (its ``network`` updated).
+        :raises OperationNotSupported: this driver has no runtime cable.
+        """
+        raise exception.OperationNotSupported(
+            operation='connect', by=self.name,
+            reason='the driver has no runtime cable')
+
+    def disconnect(self, endpoint: endpoints.Endpoint,
+                   network: networks.Network) -> None:
+        """Unplug the endpoint's cable, keeping the endpoint itself.
+
+        :raises OperationNotSupported: this driver has no runtime cable.
+        """
+        raise exception.OperationNotSupported(
+            operation='disconnect', by=self.name,
+            reason='the driver has no runtime cable')
+
+    def check_request(self, request: ports.EndpointRequest,
+                      network: networks.Network) -> None:
+        """Refuse a request the driver cannot serve before any work is done.
+
+        :raises VifPlugDynException: why not.
+        """
+        return None

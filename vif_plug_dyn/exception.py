@@ -1,0 +1,242 @@
+"""The one exception family of vif_plug_dyn.
+
+Every error the library raises on purpose derives from
+:class:`VifPlugDynException`. Each class carries a ``msg_fmt`` that names
+the field, device, network or file at fault, so that the message alone tells
+an operator what to fix.
+"""
+
+from typing import Any
+
+
+class VifPlugDynException(Exception):
+    """Base class of every vif_plug_dyn error.
+
+    Subclasses set ``msg_fmt``; the keyword arguments given at construction
+    fill it and stay available as attributes of ``kwargs``.
+    """
+
+    msg_fmt = 'An unknown vif_plug_dyn error occurred.'
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        if message is None:
+            try:
+                message = self.msg_fmt % kwargs
+            except (KeyError, TypeError, ValueError):
+                # NOTE(vpd): a wrong keyword must not hide the real error;
+                # keep the format and the arguments so nothing is lost.
+                message = '%s (%r)' % (self.msg_fmt, kwargs)
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- input validation -------------------------------------------------------
+
+class InvalidField(VifPlugDynException, ValueError):
+    """A value given for a named field is not acceptable."""
+
+    msg_fmt = 'Invalid value %(value)r for field %(field)s: %(reason)s'
+
+
+class UnsupportedVersion(VifPlugDynException, ValueError):
+    """A serialised object has a version this code cannot read."""
+
+    msg_fmt = ('Cannot read %(obj)s version %(version)s: this library '
+               'supports %(supported)s')
+
+
+class InvalidPrimitive(VifPlugDynException, ValueError):
+    """A serialised object is malformed."""
+
+    msg_fmt = 'Malformed %(obj)s primitive: %(reason)s'
+
+
+# --- networks --------------------------------------------------------------
+
+class InvalidNetworkDefinition(VifPlugDynException, ValueError):
+    """A network definition does not parse or does not validate."""
+
+    msg_fmt = ('Invalid network definition %(source)s at %(element)s: '
+               '%(reason)s')
+
+
+class NetworkNotFound(VifPlugDynException, LookupError):
+    """No network of that name is defined on this host."""
+
+    msg_fmt = 'Network %(network)s is not defined on this host'
+
+
+class NetworkExists(VifPlugDynException):
+    """A network of that name is already defined."""
+
+    msg_fmt = 'Network %(network)s is already defined (%(source)s)'
+
+
+class NetworkInUse(VifPlugDynException):
+    """A network still has ports and cannot be undefined."""
+
+    msg_fmt = 'Network %(network)s still has %(count)d port(s): %(ports)s'
+
+
+# --- drivers and negotiation -------------------------------------------------
+
+class DriverNotFound(VifPlugDynException, LookupError):
+    """No network driver is installed under that name."""
+
+    msg_fmt = ('Network driver %(driver)s for network kind %(kind)s is not '
+               'installed (entry point namespace %(namespace)s)')
+
+
+class DriverLoadFailed(VifPlugDynException):
+    """A network driver was found but failed to load."""
+
+    msg_fmt = 'Network driver %(driver)s failed to load: %(reason)s'
+
+
+class NoMatchingEndpointType(VifPlugDynException):
+    """Negotiation found no endpoint type both sides accept."""
+
+    msg_fmt = ('Network %(network)s (kind %(kind)s) cannot provide any of '
+               'the endpoint types %(requested)s asked for; it offers '
+               '%(offered)s on this host')
+
+
+class UnsupportedEndpointType(VifPlugDynException):
+    """A driver was asked for an endpoint type it does not provide."""
+
+    msg_fmt = ('Driver %(driver)s cannot provide endpoint type %(type)s on '
+               'network %(network)s')
+
+
+class PoolExhausted(VifPlugDynException):
+    """A network's pool has no free resource left."""
+
+    msg_fmt = 'Network %(network)s has no free %(resource)s: %(reason)s'
+
+
+class LowerDeviceMissing(VifPlugDynException):
+    """A host interface a network depends on does not exist."""
+
+    msg_fmt = ('Network %(network)s needs host interface %(device)s, which '
+               'does not exist')
+
+
+class OperationNotSupported(VifPlugDynException):
+    """A driver or adapter does not support an operation."""
+
+    msg_fmt = '%(operation)s is not supported by %(by)s: %(reason)s'
+
+
+# --- ports and the ledger ---------------------------------------------------
+
+class PortNotFound(VifPlugDynException, LookupError):
+    """No endpoint is recorded for that port."""
+
+    msg_fmt = 'Port %(port_id)s has no endpoint on this host'
+
+
+class PortConflict(VifPlugDynException):
+    """A port id is already bound in a way that contradicts the request."""
+
+    msg_fmt = 'Port %(port_id)s conflicts with its recorded state: %(reason)s'
+
+
+class LedgerError(VifPlugDynException):
+    """The ledger could not be read or written."""
+
+    msg_fmt = 'Ledger %(path)s: %(reason)s'
+
+
+# --- the privileged boundary -------------------------------------------------
+
+class DeviceNotOwned(VifPlugDynException, PermissionError):
+    """A destructive operation named a device the library did not create."""
+
+    msg_fmt = ('Refusing to %(operation)s device %(device)s: it is not owned '
+               'by vif_plug_dyn')
+
+
+class DeviceNotFound(VifPlugDynException, LookupError):
+    """A host network device does not exist."""
+
+    msg_fmt = 'Network device %(device)s does not exist'
+
+
+class NetlinkOperationFailed(VifPlugDynException, OSError):
+    """The kernel refused a netlink request."""
+
+    msg_fmt = ('Kernel refused %(operation)s on %(device)s: %(reason)s '
+               '(errno %(errno)s)')
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.errno = kwargs.get('errno')
+
+
+class PrivilegedHelperFailed(VifPlugDynException):
+    """The privileged helper died or could not be reached."""
+
+    msg_fmt = 'The privileged helper failed during %(operation)s: %(reason)s'
+
+
+# --- hypervisor adapters -----------------------------------------------------
+
+class HypervisorNotFound(VifPlugDynException, LookupError):
+    """No hypervisor adapter is installed under that name."""
+
+    msg_fmt = 'Hypervisor adapter %(name)s is not installed'
+
+
+class HypervisorOperationFailed(VifPlugDynException):
+    """The hypervisor refused or failed a live operation."""
+
+    msg_fmt = '%(operation)s on domain %(domain)s failed: %(reason)s'
+
+
+class LiveUpdateRefused(HypervisorOperationFailed):
+    """The hypervisor cannot make that change to a running guest."""
+
+    msg_fmt = ('%(operation)s on domain %(domain)s is refused: %(reason)s')
+
+
+class InterfaceNotFound(VifPlugDynException, LookupError):
+    """A domain has no interface with that MAC address."""
+
+    msg_fmt = 'Domain %(domain)s has no interface with MAC %(mac)s'
+
+
+class InvalidXML(VifPlugDynException, ValueError):
+    """An XML document does not parse or lacks what is required."""
+
+    msg_fmt = 'Invalid %(what)s XML at %(element)s: %(reason)s'
+
+
+# --- host interface configuration --------------------------------------------
+
+class InvalidHostInterface(VifPlugDynException, ValueError):
+    """A host interface definition is invalid."""
+
+    msg_fmt = 'Invalid host interface %(name)s at %(element)s: %(reason)s'
+
+
+class HostInterfaceNotFound(VifPlugDynException, LookupError):
+    """No host interface of that name is defined."""
+
+    msg_fmt = 'Host interface %(name)s is not defined'
+
+
+class TransactionError(VifPlugDynException):
+    """A host interface transaction was misused or failed."""
+
+    msg_fmt = 'Host interface transaction: %(reason)s'
+
+
+class ForeignFile(VifPlugDynException, PermissionError):
+    """A persistent backend refused to overwrite a file it did not write."""
+
+    msg_fmt = ('Refusing to overwrite %(path)s: it was not written by '
+               'vif_plug_dyn')

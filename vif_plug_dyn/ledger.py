@@ -1,0 +1,418 @@
+"""The ledger: the library's persistent record of what it did.
+
+One SQLite database (``<state_path>/ledger.sqlite3``) holds, for this host:
+
+* **ports**: each port's request, the endpoint built for it, its state
+  (``building`` while a driver works, ``active`` once built), the desired
+  cable state (``plugged``/``unplugged``), the network it is on now and
+  its health as the runtime last saw it;
+* **allocations**: which port holds which pool resource (a direct pool
+  interface, a VF) of which network;
+* **devices**: every host device the library created, with its owner, so
+  that leaks can be found and removed.
+
+Every change runs in one ``BEGIN IMMEDIATE`` transaction, so a process
+killed mid-write leaves either the old or the new state, never half of
+each; WAL journaling lets readers in other processes go on meanwhile.
+"""
+
+import contextlib
+import dataclasses
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from vif_plug_dyn import endpoints
+from vif_plug_dyn import exception
+from vif_plug_dyn import ports
+
+BUILDING = 'building'
+ACTIVE = 'active'
+PLUGGED = 'plugged'
+UNPLUGGED = 'unplugged'
+HEALTHY = 'ok'
+DEGRADED = 'degraded'
+WAITING = 'waiting'
+
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ports (
+    port_id TEXT PRIMARY KEY,
+    network TEXT NOT NULL,
+    request TEXT NOT NULL,
+    endpoint TEXT,
+    state TEXT NOT NULL,
+    cable TEXT NOT NULL,
+    health TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ports_network ON ports (network);
+CREATE TABLE IF NOT EXISTS allocations (
+    network TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    port_id TEXT NOT NULL REFERENCES ports (port_id) ON DELETE CASCADE,
+    PRIMARY KEY (network, resource, port_id)
+);
+CREATE INDEX IF NOT EXISTS allocations_port ON allocations (port_id);
+CREATE TABLE IF NOT EXISTS devices (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    port_id TEXT,
+    network TEXT
+);
+CREATE INDEX IF NOT EXISTS devices_port ON devices (port_id);
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class PortRecord:
+    """What the ledger knows of one port.
+
+    :ivar request: the request the endpoint was built for (its port's
+        ``network`` is the network the port is on now).
+    :ivar endpoint: the endpoint, or ``None`` while it is being built.
+    :ivar state: ``building`` or ``active``.
+    :ivar cable: the desired cable state, ``plugged`` or ``unplugged``.
+    :ivar health: ``ok``, ``degraded`` (a lower device vanished) or
+        ``waiting`` (its lower device has not appeared yet).
+    :ivar updated: time of the last change (seconds since the epoch).
+    """
+
+    request: ports.EndpointRequest
+    endpoint: endpoints.Endpoint | None
+    state: str
+    cable: str
+    health: str
+    updated: float
+
+    @property
+    def port(self) -> ports.Port:
+        """The port."""
+        return self.request.port
+
+    @property
+    def network(self) -> str:
+        """The network the port is on now."""
+        return self.request.port.network
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceRecord:
+    """A host device the library created.
+
+    :ivar name: the interface name.
+    :ivar kind: tap, bridge, macvlan, ... .
+    :ivar port_id: the owning port, or ``None`` for a network's device.
+    :ivar network: the network it serves, if any.
+    """
+
+    name: str
+    kind: str
+    port_id: str | None
+    network: str | None
+
+
+class Ledger:
+    """The persistent record; safe to share between threads and processes.
+
+    :param state_path: directory that holds ``ledger.sqlite3``.
+    :param timeout: seconds to wait for another writer.
+    :raises LedgerError: the database cannot be opened or is of an
+        unknown schema version.
+    """
+
+    def __init__(self, state_path: str, timeout: float = 30.0) -> None:
+        self.path = os.path.join(state_path, 'ledger.sqlite3')
+        self.timeout = timeout
+        self._local = threading.local()
+        try:
+            os.makedirs(state_path, mode=0o700, exist_ok=True)
+            with self.transaction() as db:
+                db.executescript_in_tx(_SCHEMA)
+                row = db.execute("SELECT value FROM meta WHERE key = "
+                                 "'schema'").fetchone()
+                if row is None:
+                    db.execute("INSERT INTO meta VALUES ('schema', ?)",
+                               (str(_SCHEMA_VERSION),))
+                elif int(row[0]) != _SCHEMA_VERSION:
+                    raise exception.LedgerError(
+                        path=self.path,
+                        reason='schema version %s, expected %d' % (
+                            row[0], _SCHEMA_VERSION))
+        except (OSError, sqlite3.Error) as exc:
+            raise exception.LedgerError(path=self.path,
+                                        reason=str(exc)) from None
+
+    # -- connections and transactions ------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, 'conn', None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self.timeout,
+                                   isolation_level=None)
+            conn.execute('PRAGMA journal_mode=WAL')
+            # NOTE(vpd): FULL makes every commit durable across a power
+            # loss, not only across a process kill; the ledger is small
+            # and written at human rates, so the fsync is affordable.
+            conn.execute('PRAGMA synchronous=FULL')
+            conn.execute('PRAGMA foreign_keys=ON')
+            self._local.conn = conn
+            self._local.depth = 0
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator['_Tx']:
+        """Run a block in one write transaction (re-entrant per thread).
+
+        :raises LedgerError: the database is locked past the timeout or
+            fails.
+        """
+        conn = self._connection()
+        outer = self._local.depth == 0
+        try:
+            if outer:
+                conn.execute('BEGIN IMMEDIATE')
+            self._local.depth += 1
+            try:
+                yield _Tx(conn)
+            finally:
+                self._local.depth -= 1
+            if outer:
+                conn.execute('COMMIT')
+        except sqlite3.Error as exc:
+            if outer and conn.in_transaction:
+                conn.execute('ROLLBACK')
+            raise exception.LedgerError(path=self.path,
+                                        reason=str(exc)) from None
+        except BaseException:
+            if outer and conn.in_transaction:
+                conn.execute('ROLLBACK')
+            raise
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, 'conn', None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self._connection().execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise exception.LedgerError(path=self.path,
+                                        reason=str(exc)) from None
+
+    # -- ports ----------------------------------------------------------
+
+    def get_port(self, port_id: str) -> PortRecord | None:
+        """Return a port's record, or ``None``."""
+        rows = self._read('SELECT * FROM ports WHERE port_id = ?',
+                          (port_id,))
+        return _port_record(rows[0]) if rows else None
+
+    def list_ports(self, network: str | None = None) -> list[PortRecord]:
+        """Return every port record (of ``network`` if given)."""
+        if network is None:
+            rows = self._read('SELECT * FROM ports ORDER BY port_id')
+        else:
+            rows = self._read('SELECT * FROM ports WHERE network = ? '
+                              'ORDER BY port_id', (network,))
+        return [_port_record(row) for row in rows]
+
+    def begin_port(self, request: ports.EndpointRequest, cable: str
+                   ) -> PortRecord:
+        """Record that an endpoint is being built for ``request``.
+
+        :returns: the new record (state ``building``).
+        :raises PortConflict: the port is already recorded.
+        """
+        with self.transaction() as db:
+            if db.execute('SELECT 1 FROM ports WHERE port_id = ?',
+                          (request.port.port_id,)).fetchone():
+                raise exception.PortConflict(port_id=request.port.port_id,
+                                             reason='already recorded')
+            now = time.time()
+            db.execute('INSERT INTO ports VALUES (?, ?, ?, NULL, ?, ?, ?, ?)',
+                       (request.port.port_id, request.port.network,
+                        _dump(request), BUILDING, cable, HEALTHY, now))
+        return PortRecord(request, None, BUILDING, cable, HEALTHY, now)
+
+    def update_port(self, port_id: str, *,
+                    request: ports.EndpointRequest | None = None,
+                    endpoint: endpoints.Endpoint | None = None,
+                    state: str | None = None, cable: str | None = None,
+                    health: str | None = None) -> PortRecord:
+        """Change some of a port's fields.
+
+        :raises PortNotFound: the port is not recorded.
+        """
+        changes: dict[str, Any] = {}
+        if request is not None:
+            changes['request'] = _dump(request)
+            changes['network'] = request.port.network
+        if endpoint is not None:
+            changes['endpoint'] = _dump(endpoint)
+        for name, value in (('state', state), ('cable', cable),
+                            ('health', health)):
+            if value is not None:
+                changes[name] = value
+        changes['updated'] = time.time()
+        assignments = ', '.join('%s = ?' % name for name in changes)
+        with self.transaction() as db:
+            cur = db.execute('UPDATE ports SET %s WHERE port_id = ?' %
+                             assignments, (*changes.values(), port_id))
+            if cur.rowcount == 0:
+                raise exception.PortNotFound(port_id=port_id)
+            row = db.execute('SELECT * FROM ports WHERE port_id = ?',
+                             (port_id,)).fetchone()
+        return _port_record(row)
+
+    def delete_port(self, port_id: str) -> None:
+        """Forget a port, its allocations and its device records."""
+        with self.transaction() as db:
+            db.execute('DELETE FROM devices WHERE port_id = ?', (port_id,))
+            db.execute('DELETE FROM ports WHERE port_id = ?', (port_id,))
+
+    # -- pool allocations -------------------------------------------------
+
+    def allocate(self, network: str, port_id: str,
+                 candidates: list[tuple[str, int | None]]) -> str:
+        """Give ``port_id`` the least-loaded resource with room left.
+
+        The count and the insert happen in one transaction, so two
+        processes can never both take the last place of a resource.
+
+        :param candidates: ``(resource, limit)`` pairs in preference order
+            (ties in load keep this order); ``limit`` ``None`` is no limit.
+        :returns: the resource allocated.
+        :raises PoolExhausted: every candidate is full.
+        """
+        with self.transaction() as db:
+            held = db.execute('SELECT resource FROM allocations WHERE '
+                              'network = ? AND port_id = ?',
+                              (network, port_id)).fetchone()
+            if held is not None:
+                return str(held[0])
+            load = dict(db.execute(
+                'SELECT resource, COUNT(*) FROM allocations WHERE '
+                'network = ? GROUP BY resource', (network,)).fetchall())
+            best = None
+            for order, (resource, limit) in enumerate(candidates):
+                used = load.get(resource, 0)
+                if limit is not None and used >= limit:
+                    continue
+                if best is None or used < best[0]:
+                    best = (used, order, resource)
+            if best is None:
+                raise exception.PoolExhausted(
+                    network=network, resource='pool resource',
+                    reason='all of %s are at their connection limit' %
+                           ', '.join(r for r, _ in candidates))
+            db.execute('INSERT INTO allocations VALUES (?, ?, ?)',
+                       (network, best[2], port_id))
+            return best[2]
+
+    def release(self, port_id: str, network: str | None = None) -> None:
+        """Release a port's allocations (on ``network`` only, if given)."""
+        with self.transaction() as db:
+            if network is None:
+                db.execute('DELETE FROM allocations WHERE port_id = ?',
+                           (port_id,))
+            else:
+                db.execute('DELETE FROM allocations WHERE port_id = ? AND '
+                           'network = ?', (port_id, network))
+
+    def allocations(self, network: str | None = None
+                    ) -> dict[tuple[str, str], list[str]]:
+        """Return ``{(network, resource): [port_id, ...]}``."""
+        if network is None:
+            rows = self._read('SELECT network, resource, port_id FROM '
+                              'allocations ORDER BY 1, 2, 3')
+        else:
+            rows = self._read('SELECT network, resource, port_id FROM '
+                              'allocations WHERE network = ? ORDER BY 1, 2, '
+                              '3', (network,))
+        result: dict[tuple[str, str], list[str]] = {}
+        for net, resource, port_id in rows:
+            result.setdefault((net, resource), []).append(port_id)
+        return result
+
+    # -- devices ----------------------------------------------------------
+
+    def record_devices(self, records: list[DeviceRecord]) -> None:
+        """Record devices the library created (replacing same names)."""
+        with self.transaction() as db:
+            db.executemany('INSERT OR REPLACE INTO devices VALUES '
+                           '(?, ?, ?, ?)',
+                           [(r.name, r.kind, r.port_id, r.network)
+                            for r in records])
+
+    def forget_devices(self, names: list[str]) -> None:
+        """Forget device records by name."""
+        with self.transaction() as db:
+            db.executemany('DELETE FROM devices WHERE name = ?',
+                           [(name,) for name in names])
+
+    def devices(self, port_id: str | None = None) -> list[DeviceRecord]:
+        """Return device records (of ``port_id`` if given)."""
+        if port_id is None:
+            rows = self._read('SELECT * FROM devices ORDER BY name')
+        else:
+            rows = self._read('SELECT * FROM devices WHERE port_id = ? '
+                              'ORDER BY name', (port_id,))
+        return [DeviceRecord(*row) for row in rows]
+
+    def check(self) -> list[str]:
+        """Check the database and the ledger's invariants.
+
+        :returns: a list of problems; empty when all is well.
+        """
+        problems = [row[0] for row in self._read('PRAGMA integrity_check')
+                    if row[0] != 'ok']
+        for row in self._read('SELECT a.port_id FROM allocations a LEFT '
+                              'JOIN ports p USING (port_id) WHERE '
+                              'p.port_id IS NULL'):
+            problems.append('allocation held by unknown port %s' % row[0])
+        return problems
+
+
+class _Tx:
+    """The connection as seen inside :meth:`Ledger.transaction`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, args: tuple[Any, ...] = ()
+                ) -> sqlite3.Cursor:
+        return self._conn.execute(sql, args)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]
+                    ) -> sqlite3.Cursor:
+        return self._conn.executemany(sql, rows)
+
+    def executescript_in_tx(self, script: str) -> None:
+        # NOTE(vpd): sqlite3's executescript() would COMMIT first; run the
+        # statements one by one so the schema is created atomically.
+        for statement in script.split(';'):
+            if statement.strip():
+                self._conn.execute(statement)
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(obj.to_primitive(), sort_keys=True)
+
+
+def _port_record(row: Any) -> PortRecord:
+    (_port_id, _network, request, endpoint, state, cable, health,
+     updated) = row
+    return PortRecord(
+        request=ports.EndpointRequest.from_primitive(json.loads(request)),
+        endpoint=(endpoints.from_primitive(json.loads(endpoint))
+                  if endpoint else None),
+        state=state, cable=cable, health=health, updated=updated)

@@ -1,0 +1,71 @@
+"""Configuration options of vif_plug_dyn.
+
+Options are registered on the :class:`oslo_config.cfg.ConfigOpts` given to
+:func:`vif_plug_dyn.initialize`; :func:`list_opts` feeds
+``oslo-config-generator`` (entry point ``oslo.config.opts``).
+"""
+
+import copy
+
+from oslo_config import cfg
+from oslo_privsep import priv_context
+
+GROUP = 'vif_plug_dyn'
+PRIVSEP_GROUP = 'vif_plug_dyn_privileged'
+LIBVIRT_GROUP = 'vif_plug_dyn_libvirt'
+
+core_opts = [
+    cfg.StrOpt('state_path', default='/var/lib/vif_plug_dyn',
+               help='Directory for the ledger (ledger.sqlite3), the '
+                    'persistent record of ports, endpoints, pool '
+                    'allocations and desired cable state.'),
+    cfg.StrOpt('network_dir', default='/etc/vif_plug_dyn/networks',
+               help='Directory of named host network definitions, one '
+                    '<network> XML file per network.'),
+    cfg.DictOpt('network_drivers',
+                default={'bridge': 'bridge', 'openvswitch': 'openvswitch',
+                         'direct': 'direct', 'hostdev': 'hostdev',
+                         'virtual': 'virtual'},
+                help='Network driver (an entry point name in the '
+                     'vif_plug_dyn.network_drivers namespace) used for each '
+                     'network kind. A network definition can override it '
+                     'with <driver name="..."/>.'),
+    cfg.StrOpt('netns',
+               help='Run all host network work inside this network '
+                    'namespace (by name, as under /run/netns). The '
+                    'privileged helper is started inside it, so it needs no '
+                    'capability beyond CAP_NET_ADMIN. Unset: the namespace '
+                    'of the process.'),
+    cfg.StrOpt('sysfs_root', default='/sys',
+               help='Root of the sysfs tree read for SR-IOV physical and '
+                    'virtual functions (tests point it at a fake tree).'),
+    cfg.IntOpt('lock_timeout', default=30, min=1,
+               help='Seconds to wait for the ledger when another process '
+                    'holds it.'),
+]
+
+libvirt_opts = [
+    cfg.StrOpt('uri', default='qemu:///system',
+               help='libvirt connection URI used by the libvirt adapter.'),
+    cfg.FloatOpt('detach_timeout', default=10.0, min=0.1,
+                 help='Seconds to wait for libvirt\'s DEVICE_REMOVED event '
+                      'after a detach request before retrying.'),
+    cfg.IntOpt('detach_attempts', default=3, min=1,
+               help='How many times a detach request is sent before the '
+                    'detach is reported as failed.'),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register every option of the library on ``conf``."""
+    conf.register_opts(core_opts, group=GROUP)
+    conf.register_opts(libvirt_opts, group=LIBVIRT_GROUP)
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """Return the options for ``oslo-config-generator``."""
+    # NOTE(vpd): the privsep context registers its own options when it is
+    # built; list copies here so the sample documents that group too.
+    return [(GROUP, list(core_opts)),
+            (PRIVSEP_GROUP, copy.deepcopy(priv_context.OPTS)),
+            (LIBVIRT_GROUP, list(libvirt_opts))]
