@@ -209,6 +209,26 @@ class InterfaceNotFound(VifPlugDynException, LookupError):
     msg_fmt = 'Domain %(domain)s has no interface with MAC %(mac)s'
 
 
+class InterfaceExists(VifPlugDynException):
+    """A domain already has an interface with that MAC address."""
+
+    msg_fmt = 'Domain %(domain)s already has an interface with MAC %(mac)s'
+
+
+class MigrationEndpointMissing(VifPlugDynException, LookupError):
+    """A migrating domain has an interface no destination endpoint serves."""
+
+    msg_fmt = ('Cannot build the destination XML of domain %(domain)s: '
+               'interface %(mac)s has no destination endpoint')
+
+
+class MigrationNotPossible(VifPlugDynException):
+    """A destination endpoint cannot take over an interface's guest NIC."""
+
+    msg_fmt = ('Cannot migrate interface %(mac)s of domain %(domain)s: '
+               '%(reason)s')
+
+
 class InvalidXML(VifPlugDynException, ValueError):
     """An XML document does not parse or lacks what is required."""
 
