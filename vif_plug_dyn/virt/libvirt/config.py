@@ -625,7 +625,9 @@ class InterfaceConfig(ConfigObject):
             return self.virtualport.format_dom() if self.virtualport \
                 else None
         if tag == 'target':
-            dev = None if self.target_dev is None else validate.ifname(
+            ifname = validate.ifname if self.type in INTERFACE_TYPES \
+                else _check_str
+            dev = None if self.target_dev is None else ifname(
                 self.target_dev, 'interface.target_dev')
             return self._inline('target', {
                 'dev': dev, 'managed': _format_yes_no(self.target_managed)})
@@ -655,15 +657,20 @@ class InterfaceConfig(ConfigObject):
 
     def _format_source(self) -> ET.Element | None:
         attrs: dict[str, Any] = {}
+        # NOTE(vpd): the strict checks (kernel interface names, macvtap
+        # modes) apply to the types this module models; an interface of
+        # another type (vhostuser's source mode is client/server) is
+        # written back as read.
+        known = self.type in INTERFACE_TYPES
+        ifname = validate.ifname if known else _check_str
         if self.source_bridge is not None:
-            attrs['bridge'] = validate.ifname(self.source_bridge,
-                                              'interface.source_bridge')
+            attrs['bridge'] = ifname(self.source_bridge,
+                                     'interface.source_bridge')
         if self.source_dev is not None:
-            attrs['dev'] = validate.ifname(self.source_dev,
-                                           'interface.source_dev')
+            attrs['dev'] = ifname(self.source_dev, 'interface.source_dev')
         if self.source_mode is not None:
-            attrs['mode'] = validate.macvtap_mode(self.source_mode,
-                                                  'interface.source_mode')
+            attrs['mode'] = (validate.macvtap_mode if known else _check_str)(
+                self.source_mode, 'interface.source_mode')
         if self.source_network is not None:
             # NOTE(vpd): libvirt network names are looser than the
             # library's own; a live domain's must format back as read.
