@@ -237,14 +237,14 @@ def _copy(element: ET.Element) -> ET.Element:
     return copy
 
 
-def _only_child(element: ET.Element, tag: str, path: str
-                ) -> ET.Element | None:
-    found = element.findall(tag)
-    if len(found) > 1:
-        raise _invalid('%s/%s' % (path, tag),
-                       'element appears %d times; libvirt allows one' %
-                       len(found))
-    return found[0] if found else None
+def _first_child(element: ET.Element, tag: str) -> ET.Element | None:
+    """Return the first ``tag`` child of ``element``."""
+    # NOTE(vpd): libvirt reads a single-valued child with an XPath that
+    # takes the first match (string(./link/@state)) and ignores the
+    # others; do the same, so the object describes what libvirt would use.
+    # Further copies are not kept: written back, they would be a second
+    # <link> or <mac> that libvirt would ignore again.
+    return element.find(tag)
 
 
 # --- <address> ---------------------------------------------------------------
@@ -403,7 +403,7 @@ class VirtualPortConfig(ConfigObject):
     def _parse_into(cls, element: ET.Element, path: str
                     ) -> 'VirtualPortConfig':
         obj = cls(type=element.get('type'))
-        params = _only_child(element, 'parameters', path)
+        params = _first_child(element, 'parameters')
         if params is None:
             return obj
         ppath = path + '/parameters'
@@ -703,7 +703,7 @@ class InterfaceConfig(ConfigObject):
                   managed=_yes_no(element.get('managed'), path, 'managed'))
         children = {}
         for tag in _CHILD_ATTRS:
-            child = _only_child(element, tag, path)
+            child = _first_child(element, tag)
             if child is None:
                 continue
             children[tag] = child
@@ -749,14 +749,14 @@ class InterfaceConfig(ConfigObject):
             obj.link_state = state
         if 'alias' in children:
             obj.alias = children['alias'].get('name')
-        vlan = _only_child(element, 'vlan', path)
+        vlan = _first_child(element, 'vlan')
         if vlan is not None:
             obj.vlan = VlanConfig.parse_dom(vlan, path + '/vlan')
-        virtualport = _only_child(element, 'virtualport', path)
+        virtualport = _first_child(element, 'virtualport')
         if virtualport is not None:
             obj.virtualport = VirtualPortConfig.parse_dom(
                 virtualport, path + '/virtualport')
-        address = _only_child(element, 'address', path)
+        address = _first_child(element, 'address')
         if address is not None:
             obj.guest_address = AddressConfig.parse_dom(
                 address, path + '/address')
@@ -769,7 +769,7 @@ class InterfaceConfig(ConfigObject):
             self.source_mode = source.get('mode')
             self.source_network = source.get('network')
             self.source_portgroup = source.get('portgroup')
-            address = _only_child(source, 'address', path)
+            address = _first_child(source, 'address')
             if address is not None:
                 self.source_address = AddressConfig.parse_dom(
                     address, path + '/address')

@@ -161,9 +161,13 @@ def _set_link(element: ET.Element, state: str) -> None:
 def _remove_child(parent: ET.Element, child: ET.Element) -> None:
     children = list(parent)
     index = children.index(child)
-    if index == len(children) - 1 and index > 0:
-        # NOTE(vpd): keep the closing tag's indentation.
-        children[index - 1].tail = child.tail
+    if index == len(children) - 1:
+        # NOTE(vpd): the last child's tail indents the parent's closing
+        # tag; hand it to whatever now precedes that tag.
+        if index > 0:
+            children[index - 1].tail = child.tail
+        elif parent.text is not None and not parent.text.strip():
+            parent.text = child.tail
     parent.remove(child)
 
 
