@@ -27,6 +27,7 @@ _PCI_RE = re.compile(
     r'(?P<slot>[0-1][0-9a-f])\.(?P<function>[0-7])$')
 _NETWORK_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$')
 _NETNS_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$')
+_CONTROL_RE = re.compile(r'[\x00-\x1f\x7f]')
 
 
 def _fail(field: str, value: Any, reason: str) -> exception.InvalidField:
@@ -177,6 +178,6 @@ def safe_text(value: Any, field: str, max_len: int = 255) -> str:
     value = _require_str(value, field)
     if len(value) > max_len:
         raise _fail(field, value, 'longer than %d characters' % max_len)
-    if any(ord(c) < 0x20 or ord(c) == 0x7f for c in value):
+    if _CONTROL_RE.search(value):
         raise _fail(field, value, 'contains control characters')
     return value
