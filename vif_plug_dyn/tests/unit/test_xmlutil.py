@@ -13,6 +13,7 @@ def round_trip(text):
 
 @pytest.mark.parametrize('text', [
     "<a/>",
+    "<a x='{not-a-namespace}'>{text}<b y='1'/></a>",
     "<a x='1'><b>t &amp; &lt;u&gt;</b>tail<c/></a>",
     "<a><!-- note --><?pi data?><b/></a>",
     "<a xmlns:n='urn:n'><n:b n:x='1'><n:c/></n:b></a>",
