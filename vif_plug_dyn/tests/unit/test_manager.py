@@ -72,7 +72,7 @@ class _Boom(Exception):
 def test_driver_failure_leaves_no_record(manager, monkeypatch):
     def fail(*args, **kwargs):
         raise _Boom()
-    monkeypatch.setattr(noop.NoopDriver, 'create_endpoint', fail)
+    monkeypatch.setattr(noop.NoopDriver, 'create_endpoints', fail)
     port = make_port()
     with pytest.raises(_Boom):
         manager.request_endpoint(port)
@@ -167,3 +167,51 @@ def test_reconcile_forgets_half_built(conf, manager):
     assert manager.reconcile() == {'forgotten': [port.port_id]}
     assert manager.ledger.allocations() == {}
     assert manager.request_endpoint(port).type == 'bridge'
+
+
+def test_batch_request_and_release(manager):
+    red = [make_port(mac='52:54:00:00:01:%02x' % i) for i in range(5)]
+    blue = [make_port(network='blue', mac='52:54:00:00:02:%02x' % i)
+            for i in range(3)]
+    mixed = red[:2] + blue + red[2:]
+    made = manager.request_endpoints(mixed, ['ethernet'])
+    assert [e.port_id for e in made] == [p.port_id for p in mixed]
+    assert {e.network for e in made} == {'red', 'blue'}
+    # Asking again returns the same endpoints (idempotent batches).
+    assert manager.request_endpoints(mixed, ['ethernet']) == made
+    manager.release_endpoints([p.port_id for p in red] + ['unknown'])
+    assert {r.network for r in manager.ledger.list_ports()} == {'blue'}
+
+
+def test_batch_is_all_or_nothing(manager, monkeypatch):
+    deleted = []
+    real_create = noop.NoopDriver.create_endpoints
+
+    def create(self, requests, network, endpoint_type, connect):
+        if network.name == 'blue':
+            raise _Boom()
+        return real_create(self, requests, network, endpoint_type, connect)
+
+    def delete(self, made, network):
+        deleted.extend(e.port_id for e in made)
+
+    monkeypatch.setattr(noop.NoopDriver, 'create_endpoints', create)
+    monkeypatch.setattr(noop.NoopDriver, 'delete_endpoints', delete)
+    kept = make_port(mac='52:54:00:00:03:01')
+    manager.request_endpoint(kept, ['ethernet'])
+    red = [make_port(mac='52:54:00:00:03:02'), kept]
+    blue = [make_port(network='blue', mac='52:54:00:00:03:03')]
+    with pytest.raises(_Boom):
+        manager.request_endpoints(red + blue, ['ethernet'])
+    # The new red endpoint was removed again; the one that existed before
+    # the call was not touched.
+    assert deleted == [red[0].port_id]
+    assert [r.port.port_id for r in manager.ledger.list_ports()] == [
+        kept.port_id]
+
+
+def test_batch_refuses_duplicates(manager):
+    port = make_port()
+    with pytest.raises(exception.InvalidField, match='listed twice'):
+        manager.request_endpoints([port, port])
+    assert manager.ledger.list_ports() == []
