@@ -106,12 +106,14 @@ def test_guest_carrier_link_state_and_ping(images):
 
         with lvh.Libvirtd(host) as lv:
             started_pids += [p.pid for p in lv._daemons.values()]
-            guest = lv.guest(
-                [f"<interface type='bridge'><mac address='{BR_MAC}'/>"
-                 "<source bridge='br0'/></interface>",
-                 f"<interface type='direct'><mac address='{DIRECT_MAC}'/>"
-                 "<source dev='vlow0' mode='bridge'/></interface>"],
-                kernel=kernel, initrd=initrd)
+            bridge_nic = (f"<interface type='bridge'>"
+                          f"<mac address='{BR_MAC}'/>"
+                          "<source bridge='br0'/></interface>")
+            direct_nic = (f"<interface type='direct'>"
+                          f"<mac address='{DIRECT_MAC}'/>"
+                          "<source dev='vlow0' mode='bridge'/></interface>")
+            guest = lv.guest([bridge_nic, direct_nic],
+                             kernel=kernel, initrd=initrd)
             with guest:
                 qemu_pid = int(pathlib.Path(
                     lv.run_dir, "libvirt", "qemu",
@@ -132,6 +134,7 @@ def test_guest_carrier_link_state_and_ping(images):
                                timeout=15, since=mark)
                 assert guest.carrier(BR_MAC) is False
                 assert guest.carrier(DIRECT_MAC) is True
+                assert guest.state() == {BR_MAC: False, DIRECT_MAC: True}
                 link = guest.interface_element(BR_MAC).find("link")
                 assert link is not None and link.get("state") == "down"
 

@@ -148,7 +148,7 @@ def guest_images(outdir=None, build=True):
                           or REPO_ROOT / "tools" / "guest" / "out")
     if build:
         res = subprocess.run(["bash", str(BUILD_GUEST), str(outdir)],
-                             capture_output=True, text=True, timeout=900)
+                             check=False, capture_output=True, text=True, timeout=900)
         if res.returncode != 0:
             raise HarnessError(f"build-guest.sh failed: {res.stderr.strip()}")
     kernel, initrd = outdir / "vmlinuz", outdir / "initrd.img"
@@ -541,6 +541,8 @@ class Guest:
         self.timings["define"] = time.monotonic() - t
 
     def start(self):
+        self.close_command_channel()
+        self.timings.pop("ready", None)
         self.lines, self._console_pos, self._partial = [], 0, b""
         t = time.monotonic()
         self.dom.create()
@@ -735,7 +737,7 @@ class Guest:
                 self._sock.settimeout(left)
                 try:
                     data = self._sock.recv(4096)
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 if not data:
                     raise HarnessError(f"{self.name}: command channel closed"
@@ -746,6 +748,16 @@ class Guest:
         """Run a busybox command in the guest (MACs in argv are replaced
         by the name of the NIC that has that MAC)."""
         return self.command("run", *argv, timeout=timeout)
+
+    def state(self):
+        """Ask the guest now: {mac: True/False/None} for every NIC."""
+        states = {}
+        for ln in self.command("state").output:
+            m = re.match(r"VPD-LINK (\S+) (\S+) carrier=(\S+)", ln)
+            if m:
+                states[m.group(2).lower()] = {"1": True, "0": False}.get(
+                    m.group(3))
+        return states
 
     def add_addr(self, mac, cidr):
         """``ip addr add CIDR dev <NIC with MAC>`` in the guest."""

@@ -106,7 +106,7 @@ class NetNamespace:
     def __enter__(self):
         for _ in range(5):
             name = f"{NAME_PREFIX}{self.prefix}-{secrets.token_hex(3)}"
-            res = subprocess.run(["ip", "netns", "add", name],
+            res = subprocess.run(["ip", "netns", "add", name], check=False,
                                  capture_output=True, text=True)
             if res.returncode == 0:
                 self.name = name
@@ -146,7 +146,7 @@ class NetNamespace:
                               f"{survivors}")
         finally:
             res = subprocess.run(["ip", "netns", "delete", self.name],
-                                 capture_output=True, text=True)
+                                 check=False, capture_output=True, text=True)
             if res.returncode != 0:
                 errors.append(f"ip netns delete {self.name}: "
                               f"{res.stderr.strip()}")
@@ -176,7 +176,7 @@ class NetNamespace:
         if "stdout" not in kwargs and "stderr" not in kwargs:
             kwargs["capture_output"] = True
         kwargs.setdefault("text", True)
-        res = subprocess.run(argv, timeout=timeout, **kwargs)
+        res = subprocess.run(argv, check=False, timeout=timeout, **kwargs)
         if check and res.returncode != 0:
             raise CommandFailed(res.returncode, argv, res.stdout, res.stderr)
         return res
@@ -199,7 +199,7 @@ class NetNamespace:
         """PIDs of all processes currently in this namespace."""
         self._check_open()
         res = subprocess.run(["ip", "netns", "pids", self.name],
-                             capture_output=True, text=True)
+                             check=False, capture_output=True, text=True)
         return [int(p) for p in res.stdout.split() if p.isdigit()
                 and int(p) != os.getpid()]
 
