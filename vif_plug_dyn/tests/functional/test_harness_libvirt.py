@@ -129,9 +129,11 @@ def test_guest_carrier_link_state_and_ping(images):
 
                 # libvirt link state down -> guest loses carrier (only there)
                 mark = guest.mark()
+                t_down = time.monotonic()
                 guest.set_link(BR_MAC, up=False)
                 guest.wait_for(rf"VPD-LINK \S+ {BR_MAC} carrier=0",
                                timeout=15, since=mark)
+                t_down = time.monotonic() - t_down
                 assert guest.carrier(BR_MAC) is False
                 assert guest.carrier(DIRECT_MAC) is True
                 assert guest.state() == {BR_MAC: False, DIRECT_MAC: True}
@@ -151,7 +153,8 @@ def test_guest_carrier_link_state_and_ping(images):
                 t = guest.timings
                 print(f"\ntimings: define {t['define']:.2f}s "
                       f"start {t['start']:.2f}s "
-                      f"start-to-READY {t['ready']:.2f}s")
+                      f"start-to-READY {t['ready']:.2f}s "
+                      f"link-down-seen {t_down:.2f}s")
             assert lv.conn.listAllDomains() == []
 
     # everything we started is gone

@@ -158,6 +158,32 @@ def guest_images(outdir=None, build=True):
     return kernel, initrd
 
 
+SKIP_GROUP = 32030
+
+
+def skip_ifindexes(netns, max_pairs=1000):
+    """Advance the namespace's ifindex counter by a random amount.
+
+    libvirt opens a macvtap as /dev/tap<ifindex>. ifindexes are per
+    namespace but /dev is not: two macvtaps with the same ifindex in two
+    namespaces share one /dev/tapN node (the first one's), so a second
+    libvirtd would open the first one's macvtap.  Fresh namespaces number
+    devices alike, so spread them: create and delete 0..2*max_pairs
+    ifindexes' worth of veths (~0.3 s per 1000 ifindexes).
+    Guest.start() also checks the nodes (check_macvtap_nodes()).
+    """
+    pairs = secrets.randbelow(max_pairs)
+    if not pairs:
+        return
+    tag = secrets.token_hex(2)
+    batch = "".join(
+        f"link add name vpds{tag}a{i} group {SKIP_GROUP} type veth "
+        f"peer name vpds{tag}b{i} group {SKIP_GROUP}\n"
+        for i in range(pairs))
+    netns.run(["ip", "-batch", "-"], input=batch)
+    netns.run(["ip", "link", "del", "group", str(SKIP_GROUP)])
+
+
 def _wait(pred, timeout, interval=0.05):
     deadline = time.monotonic() + timeout
     while True:
@@ -195,8 +221,9 @@ class Libvirtd:
     """
 
     def __init__(self, netns, debug=False, start_timeout=30,
-                 caps_cache=None):
+                 caps_cache=None, spread_ifindex=True):
         self.netns = netns
+        self.spread_ifindex = spread_ifindex
         if caps_cache is None:
             caps_cache = os.environ.get("VPD_LIBVIRT_CAPS_CACHE",
                                         str(DEFAULT_CAPS_CACHE))
@@ -312,6 +339,8 @@ class Libvirtd:
                  "mount", "--no-mtab", "--bind", src, dst],
                 check=True, capture_output=True, timeout=30)
 
+        if self.spread_ifindex:
+            skip_ifindexes(self.netns)
         self._spawn("virtlogd")
         self._wait_socket("virtlogd",
                           os.path.join(self.run_dir, "libvirt",
@@ -548,6 +577,37 @@ class Guest:
         self.dom.create()
         self._started = time.monotonic()
         self.timings["start"] = self._started - t
+        self.check_macvtap_nodes()
+
+    def check_macvtap_nodes(self):
+        """Make sure libvirt opened *our* macvtaps (see skip_ifindexes()).
+
+        For each ``type='direct'`` NIC, /dev/tap<ifindex> must be the char
+        device of that macvtap in our namespace; raises HarnessError if it
+        is another namespace's (a /dev/tapN collision).
+        """
+        root = ET.fromstring(self.dom.XMLDesc(0))
+        for iface in root.iter("interface"):
+            if iface.get("type") != "direct":
+                continue
+            target = iface.find("target")
+            if target is None or not target.get("dev"):
+                continue
+            dev = target.get("dev")
+            idx = self.daemon.netns.check_output(
+                ["cat", f"/sys/class/net/{dev}/ifindex"]).strip()
+            majmin = self.daemon.netns.check_output(
+                ["cat", f"/sys/class/net/{dev}/macvtap/tap{idx}/dev"]).strip()
+            major, minor = (int(x) for x in majmin.split(":"))
+            try:
+                rdev = os.stat(f"/dev/tap{idx}").st_rdev
+            except FileNotFoundError:
+                rdev = None
+            if rdev != os.makedev(major, minor):
+                raise HarnessError(
+                    f"{self.name}: /dev/tap{idx} is not {dev}'s device "
+                    f"({majmin}); another namespace has a macvtap with "
+                    f"ifindex {idx}, so QEMU got the wrong one")
 
     def destroy(self):
         """Stop the guest (if running) and undefine it."""
