@@ -51,6 +51,10 @@ mkdir -p "$cache"
 fetch() {
     local spec=$1 name=${1%%=*} ver="" deb
     [[ $spec == *=* ]] && ver=${spec#*=}
+    if [[ -z $ver ]]; then
+        ver=$(apt-cache policy "$name" 2>/dev/null | awk '/Candidate:/ {print $2}')
+        [[ $ver == "(none)" ]] && ver=""
+    fi
     # apt-get download names files NAME_VERSION_ARCH.deb with ':' -> '%3a'.
     if [[ -n $ver ]]; then
         deb=$(compgen -G "$cache/${name}_${ver//:/%3a}_*.deb" | head -n1 || true)
