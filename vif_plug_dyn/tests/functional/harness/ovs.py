@@ -157,8 +157,8 @@ class OpenVSwitch:
             '--unixctl=' + self.path('ovsdb-server.ctl'),
         ])
         self._wait_for_socket('ovsdb-server', self.db_sock)
+        self.vsctl('--no-wait', 'init')
         if not self.start_vswitchd:
-            self.vsctl('--no-wait', 'init')
             return
         self._spawn('ovs-vswitchd', [
             self.db,
@@ -166,12 +166,14 @@ class OpenVSwitch:
         ])
         self._wait_for_socket('ovs-vswitchd',
                               self.path('ovs-vswitchd.ctl'))
-        # NOTE(vif_plug_dyn): "init" creates the Open_vSwitch row; without
-        # --no-wait, ovs-vsctl then bumps next_cfg and waits until
-        # ovs-vswitchd reports it in cur_cfg -- so when this returns the
-        # switch is fully up (a later "init" changes nothing and would not
-        # wait, hence vswitchd is started before it).
-        self.vsctl('--timeout=%d' % max(1, int(self.timeout)), 'init')
+        # NOTE(vif_plug_dyn): readiness = ovs-vswitchd has applied the
+        # database.  A command that changes something makes ovs-vsctl bump
+        # next_cfg and wait until ovs-vswitchd reports it in cur_cfg (an
+        # unchanged transaction -- or the very first "init", which creates
+        # the row -- does not wait), hence this harmless marker key.
+        self.vsctl('--timeout=%d' % max(1, int(self.timeout)), 'set',
+                   'Open_vSwitch', '.',
+                   'external_ids:vif_plug_dyn-harness=ready')
 
     def _spawn(self, name: str, args: list[str]) -> None:
         # NOTE(vif_plug_dyn): no --detach: "ip netns exec" execs the daemon
