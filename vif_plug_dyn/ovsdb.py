@@ -36,7 +36,7 @@ import re
 import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
     'OvsdbClient',
@@ -169,8 +169,9 @@ class _Framer:
         try:
             self._buf += self._decoder.decode(data)
         except UnicodeDecodeError as exc:
-            raise OvsdbConnectionError('invalid UTF-8 from server: %s' % exc)
-        messages = []
+            raise OvsdbConnectionError(
+                'invalid UTF-8 from server: %s' % exc) from exc
+        messages: list[Any] = []
         while True:
             end = self._find_end()
             if end is None:
@@ -209,7 +210,8 @@ class _Framer:
         try:
             return json.loads(text)
         except ValueError as exc:
-            raise OvsdbConnectionError('invalid JSON from server: %s' % exc)
+            raise OvsdbConnectionError(
+                'invalid JSON from server: %s' % exc) from exc
 
 
 # ---------------------------------------------------------------------------
@@ -240,7 +242,7 @@ class OvsdbClient:
 
     # -- connection ---------------------------------------------------------
 
-    def __enter__(self) -> OvsdbClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -263,13 +265,14 @@ class OvsdbClient:
         sock.settimeout(self.timeout)
         try:
             sock.connect(self.path)
-        except socket.timeout:
+        except TimeoutError:
             sock.close()
-            raise OvsdbTimeout('timed out connecting to %s' % self.path)
+            raise OvsdbTimeout(
+                'timed out connecting to %s' % self.path) from None
         except OSError as exc:
             sock.close()
             raise OvsdbConnectionError(
-                'cannot connect to %s: %s' % (self.path, exc))
+                'cannot connect to %s: %s' % (self.path, exc)) from exc
         self._sock = sock
         self._framer = _Framer()
         return sock
@@ -313,25 +316,26 @@ class OvsdbClient:
             self._set_timeout(sock, deadline)
             try:
                 sent = sock.send(view)
-            except socket.timeout:
-                raise OvsdbTimeout('timed out sending to %s' % self.path)
+            except TimeoutError:
+                raise OvsdbTimeout(
+                    'timed out sending to %s' % self.path) from None
             except OSError as exc:
                 raise OvsdbConnectionError(
-                    'error sending to %s: %s' % (self.path, exc))
+                    'error sending to %s: %s' % (self.path, exc)) from exc
             view = view[sent:]
 
     def _recv(self, sock: socket.socket, deadline: float) -> list[Any]:
         self._set_timeout(sock, deadline)
         try:
             data = sock.recv(1 << 20)
-        except socket.timeout:
+        except TimeoutError:
             raise OvsdbTimeout('no reply from %s within %.1f s'
-                               % (self.path, self.timeout))
+                               % (self.path, self.timeout)) from None
         except OSError as exc:
             if exc.errno == errno.EINTR:   # pragma: no cover (PEP 475)
                 return []
             raise OvsdbConnectionError(
-                'error reading from %s: %s' % (self.path, exc))
+                'error reading from %s: %s' % (self.path, exc)) from exc
         if not data:
             raise OvsdbConnectionError(
                 'connection to %s closed by the server' % self.path)
@@ -416,7 +420,7 @@ class OvsdbClient:
             raise OvsdbError('Open_vSwitch table is empty',
                              'the database was never initialised '
                              '(ovs-vsctl init)')
-        return _decode_atom(rows['rows'][0]['_uuid'])
+        return str(_decode_atom(rows['rows'][0]['_uuid']))
 
     def ensure_bridge(self, name: str, datapath_type: str = 'netdev',
                       external_ids: Mapping[str, str] | None = None) -> str:
@@ -448,7 +452,7 @@ class OvsdbClient:
                     ops.append(_merge_map_op('Bridge', where, 'external_ids',
                                              external_ids))
                 self.transact(ops)
-                return _decode_atom(read[0]['rows'][0]['_uuid'])
+                return str(_decode_atom(read[0]['rows'][0]['_uuid']))
             root = _decode_atom(read[1]['rows'][0]['_uuid'])
             ops = [
                 {'op': 'insert', 'table': 'Interface', 'uuid-name': 'iface',
@@ -474,7 +478,7 @@ class OvsdbClient:
                 if exc.error == 'constraint violation':
                     continue
                 raise
-            return _decode_atom(result[2]['uuid'])
+            return str(_decode_atom(result[2]['uuid']))
         raise OvsdbError('bridge %s kept changing; gave up' % name)
 
     def del_bridge(self, name: str, if_exists: bool = True) -> bool:
@@ -530,7 +534,7 @@ class OvsdbClient:
             new_refs = []
             added = []
             for k, ((name, itype, ext), res) in enumerate(
-                    zip(specs, read[1:])):
+                    zip(specs, read[1:], strict=True)):
                 if res['rows']:
                     uuid = _decode_atom(res['rows'][0]['_uuid'])
                     if uuid not in bridge_ports:
@@ -605,7 +609,7 @@ class OvsdbClient:
             bridge_ports = set(_decode_set(raw_ports))
             victims = []
             removed = []
-            for name, res in zip(names, read[1:]):
+            for name, res in zip(names, read[1:], strict=True):
                 uuid = (_decode_atom(res['rows'][0]['_uuid'])
                         if res['rows'] else None)
                 if uuid is None or uuid not in bridge_ports:
@@ -618,7 +622,7 @@ class OvsdbClient:
             if not victims:
                 return []
             where = [_eq('name', bridge)]
-            ops = [
+            ops: list[Op] = [
                 # NOTE(vif_plug_dyn): optimistic concurrency, as ovs-vsctl
                 # does with "verify": timeout 0 aborts at once if the port
                 # set is no longer what we read.

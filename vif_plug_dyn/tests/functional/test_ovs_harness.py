@@ -63,7 +63,7 @@ def _vsctl_interfaces(ovs: OpenVSwitch) -> dict[str, dict[str, Any]]:
                                'external_ids,ofport', 'list', 'Interface'))
     rows = {}
     for row in out['data']:
-        rec = dict(zip(out['headings'], row))
+        rec = dict(zip(out['headings'], row, strict=True))
         ext = rec['external_ids']
         rec['external_ids'] = dict(ext[1]) if ext[0] == 'map' else {}
         rows[rec['name']] = rec
@@ -115,7 +115,8 @@ def test_daemons_are_private_and_stopped() -> None:
             assert all(_alive(p) for p in pids)
             assert ovs.db_sock.startswith(workdir + os.sep)
             # The pid files the daemons wrote name the processes we hold.
-            for name, pid in zip(('ovsdb-server', 'ovs-vswitchd'), pids):
+            for name, pid in zip(('ovsdb-server', 'ovs-vswitchd'), pids,
+                                 strict=True):
                 with open(ovs.path(name + '.pid')) as f:
                     assert int(f.read()) == pid
             # The harness waited for ovs-vswitchd to apply the database.

@@ -66,7 +66,7 @@ class FakeOvsdb:
         while not self._stop.is_set():
             try:
                 conn, _ = self._lsock.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             self.connections += 1
             with conn:
@@ -79,7 +79,7 @@ class FakeOvsdb:
         while not self._stop.is_set():
             try:
                 data = conn.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if not data:
                 return
@@ -111,7 +111,8 @@ class FakeOvsdb:
         req = self.requests[n]
         assert req['method'] == 'transact'
         assert req['params'][0] == 'Open_vSwitch'
-        return req['params'][1:]
+        ops: list[dict[str, Any]] = req['params'][1:]
+        return ops
 
 
 @pytest.fixture
@@ -140,9 +141,10 @@ def _select_rows(*rows: dict[str, Any]) -> dict[str, Any]:
 
 def test_transact_envelope_and_results(fake: Any) -> None:
     srv = fake([[{'rows': []}, {'count': 1}]])
-    ops = [{'op': 'select', 'table': 'Bridge', 'where': [],
-            'columns': ['name']},
-           {'op': 'comment', 'comment': 'hi'}]
+    ops: list[dict[str, Any]] = [
+        {'op': 'select', 'table': 'Bridge', 'where': [],
+         'columns': ['name']},
+        {'op': 'comment', 'comment': 'hi'}]
     with _client(srv) as c:
         res = c.transact(ops)
     assert res == [{'rows': []}, {'count': 1}]
@@ -165,9 +167,10 @@ def test_operation_error_raises_with_op(fake: Any) -> None:
                   'details': 'Transaction causes multiple rows in "Port" '
                              'table to have identical values (p1)'},
                  None]])
-    ops = [{'op': 'comment', 'comment': 'a'},
-           {'op': 'insert', 'table': 'Port', 'row': {'name': 'p1'}},
-           {'op': 'comment', 'comment': 'b'}]
+    ops: list[dict[str, Any]] = [
+        {'op': 'comment', 'comment': 'a'},
+        {'op': 'insert', 'table': 'Port', 'row': {'name': 'p1'}},
+        {'op': 'comment', 'comment': 'b'}]
     with _client(srv) as c, pytest.raises(ovsdb.OvsdbError) as info:
         c.transact(ops)
     err = info.value
@@ -225,7 +228,7 @@ def test_reply_split_byte_by_byte(fake: Any) -> None:
 def test_echo_probe_answered_and_notifications_ignored(fake: Any) -> None:
     def reply(req: dict[str, Any]) -> list[bytes]:
         echo = {'method': 'echo', 'params': ['probe'], 'id': 'echo-7'}
-        note = {'method': 'update', 'params': [None, {}], 'id': None}
+        note: dict[str, Any] = {'method': 'update', 'params': [None, {}], 'id': None}
         stale = {'id': 999, 'result': ['stale'], 'error': None}
         mine = {'id': req['id'], 'result': [{'count': 3}], 'error': None}
         # Pipelined: all four in one chunk.

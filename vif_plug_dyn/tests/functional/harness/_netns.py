@@ -11,6 +11,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Sequence
+from typing import Self
 
 
 def ip(*args: str, netns: str | None = None, check: bool = True,
@@ -41,7 +42,7 @@ class NetNamespace:
         # short so that derived device names fit IFNAMSIZ where needed.
         self.name = '%s-%s' % (prefix, uuid.uuid4().hex[:8])
 
-    def __enter__(self) -> NetNamespace:
+    def __enter__(self) -> Self:
         ip('netns', 'add', self.name)
         try:
             ip('link', 'set', 'lo', 'up', netns=self.name)

@@ -34,7 +34,7 @@ import subprocess
 import tempfile
 import time
 import weakref
-from typing import IO
+from typing import IO, Self
 
 LOG = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class OpenVSwitch:
 
     # -- life cycle ---------------------------------------------------------
 
-    def __enter__(self) -> OpenVSwitch:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -234,7 +234,7 @@ class OpenVSwitch:
                                  timeout=timeout or self.timeout + 10)
         except subprocess.TimeoutExpired as exc:
             raise OvsHarnessError('%s timed out after %s s'
-                                  % (argv[0], exc.timeout))
+                                  % (argv[0], exc.timeout)) from exc
         if res.returncode != 0:
             raise OvsHarnessError('%s failed (status %d): %s'
                                   % (' '.join(argv[:6]), res.returncode,
