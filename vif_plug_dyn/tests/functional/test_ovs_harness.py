@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -168,6 +172,51 @@ def test_cleanup_when_the_body_fails() -> None:
         assert not os.path.exists(workdir)
 
 
+def test_daemons_die_with_a_killed_test_process() -> None:
+    # A test process killed with SIGKILL runs no cleanup at all: the
+    # daemons must still go (parent-death signal), not linger.
+    script = (
+        'import sys, time\n'
+        'from vif_plug_dyn.tests.functional.harness.ovs import OpenVSwitch\n'
+        'with OpenVSwitch(sys.argv[1]) as ovs:\n'
+        '    print(ovs.ovsdb_pid, ovs.vswitchd_pid, ovs.workdir,'
+        ' flush=True)\n'
+        '    time.sleep(120)\n')
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__)))))
+    with NetNamespace('vpdsw') as ns:
+        child = subprocess.Popen([sys.executable, '-c', script, ns.name],
+                                 stdout=subprocess.PIPE, text=True,
+                                 cwd=repo)
+        workdir = ''
+        pids: list[int] = []
+        try:
+            assert child.stdout is not None
+            line = child.stdout.readline().split()
+            assert len(line) == 3, 'harness did not start in the child'
+            pids = [int(line[0]), int(line[1])]
+            workdir = line[2]
+            assert all(_alive(p) for p in pids)
+            child.kill()
+            child.wait(10)
+            deadline = time.monotonic() + 10
+            while any(_alive(p) for p in pids) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not any(_alive(p) for p in pids)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait(10)
+            if child.stdout is not None:
+                child.stdout.close()
+            for pid in pids:   # if the assertion failed: do not leak them
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+            if workdir.startswith('/tmp/vpdovs.'):
+                shutil.rmtree(workdir, ignore_errors=True)
+
+
 def test_start_in_missing_namespace_fails_cleanly() -> None:
     with pytest.raises(ovs_harness.OvsHarnessError, match='namespace'):
         with OpenVSwitch('vpd-no-such-netns'):
@@ -214,10 +263,9 @@ def test_ports_external_ids_traffic_and_bulk_delete(
         assert not _ping(g1, '192.0.2.2', count=1)
 
         client.transactions.clear()
-        added = client.add_ports(BRIDGE, ports)
+        added = client.add_ports(BRIDGE, ports, wait=30)
         assert sorted(added) == sorted(expected)
         assert len(client.writes()) == 1, 'all ports in one transaction'
-        client.wait_for_vswitchd()
 
         # Seen by our client...
         assert client.list_ports(BRIDGE) == expected
@@ -242,12 +290,15 @@ def test_ports_external_ids_traffic_and_bulk_delete(
 
         # Delete all four with one write (one Bridge.ports mutation).
         client.transactions.clear()
-        removed = client.del_ports(BRIDGE, list(expected) + ['not-a-port'])
+        removed = client.del_ports(BRIDGE, list(expected) + ['not-a-port'],
+                                   wait=30)
         assert sorted(removed) == sorted(expected)
         writes = client.writes()
         assert len(writes) == 1
-        assert [op['op'] for op in writes[0]] == ['wait', 'mutate']
-        client.wait_for_vswitchd()
+        # optimistic check, the Bridge.ports deletion, next_cfg bump
+        assert [op['op'] for op in writes[0]] == ['wait', 'mutate',
+                                                  'mutate', 'select']
+        assert writes[0][1]['mutations'][0][:2] == ['ports', 'delete']
         assert client.list_ports(BRIDGE) == {}
         assert ovs.vsctl('list-ports', BRIDGE).split() == []
         remaining = _vsctl_interfaces(ovs)

@@ -557,22 +557,52 @@ def test_del_bridge(fake: Any) -> None:
 
 def test_wait_for_vswitchd(fake: Any) -> None:
     srv = fake([
-        [_select_rows({'_uuid': ['uuid', ROOT_UUID]})],
         [{'count': 1}, _select_rows({'next_cfg': 42})],
         [{}],
     ])
     with _client(srv) as c:
         assert c.wait_for_vswitchd(timeout=3) == 42
         assert c.timeout == 5.0   # restored
-    root = [['_uuid', '==', ['uuid', ROOT_UUID]]]
-    assert srv.ops(1)[0] == {'op': 'mutate', 'table': 'Open_vSwitch',
-                             'where': root,
-                             'mutations': [['next_cfg', '+=', 1]]}
-    assert srv.ops(2) == [
+    assert srv.ops(0) == [
+        {'op': 'mutate', 'table': 'Open_vSwitch', 'where': [],
+         'mutations': [['next_cfg', '+=', 1]]},
+        {'op': 'select', 'table': 'Open_vSwitch', 'where': [],
+         'columns': ['next_cfg']}]
+    assert srv.ops(1) == [
         {'op': 'wait', 'table': 'Open_vSwitch',
-         'where': root + [['cur_cfg', '>=', 42]],
+         'where': [['cur_cfg', '>=', 42]],
          'columns': ['cur_cfg'], 'until': '!=', 'rows': [],
          'timeout': 3000}]
+
+
+def test_write_with_wait_bumps_next_cfg_in_the_same_transaction(
+        fake: Any) -> None:
+    srv = fake([
+        [_select_rows({'ports': ['uuid', _u(1)]}),
+         _select_rows({'_uuid': ['uuid', _u(1)]})],
+        [{}, {'count': 1}, {'count': 1}, _select_rows({'next_cfg': 7})],
+        [{}],
+    ])
+    with _client(srv) as c:
+        assert c.del_ports('br0', ['tap1'], wait=2.5) == ['tap1']
+    write = srv.ops(1)
+    assert [op['op'] for op in write] == ['wait', 'mutate', 'mutate',
+                                          'select']
+    assert write[2]['mutations'] == [['next_cfg', '+=', 1]]
+    assert srv.ops(2)[0]['where'] == [['cur_cfg', '>=', 7]]
+    assert srv.ops(2)[0]['timeout'] == 2500
+    assert len(srv.requests) == 3
+
+
+def test_vswitchd_not_catching_up_raises(fake: Any) -> None:
+    srv = fake([
+        [{'count': 1}, _select_rows({'next_cfg': 3})],
+        [{'error': 'timed out', 'details': 'wait'}],
+    ])
+    with _client(srv) as c, pytest.raises(ovsdb.OvsdbError) as info:
+        c.wait_for_vswitchd(timeout=0.1)
+    assert info.value.error == 'timed out'
+    assert info.value.op is not None and info.value.op['op'] == 'wait'
 
 
 # -- framing ----------------------------------------------------------------

@@ -26,6 +26,8 @@ Usage::
 from __future__ import annotations
 
 import atexit
+import ctypes
+import ctypes.util
 import logging
 import os
 import shutil
@@ -48,6 +50,11 @@ BINARIES = ('ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl',
 _MAX_SOCK_PATH = 107
 
 _live: weakref.WeakSet[OpenVSwitch] = weakref.WeakSet()
+
+_PR_SET_PDEATHSIG = 1
+# Resolved once here: nothing but the prctl call itself runs between fork
+# and exec (see _die_with_parent).
+_libc = ctypes.CDLL(ctypes.util.find_library('c'), use_errno=True)
 
 
 def missing_binaries() -> list[str]:
@@ -190,9 +197,11 @@ class OpenVSwitch:
             '-vconsole:emer',
         ]
         LOG.debug('starting %s', argv)
+        parent = os.getpid()
         self._procs[name] = subprocess.Popen(
             argv, env=self.env, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=lambda: _die_with_parent(parent))
 
     def _wait_for_socket(self, name: str, sock_path: str) -> None:
         proc = self._procs[name]
@@ -275,6 +284,21 @@ class OpenVSwitch:
             if text:
                 LOG.warning('last lines of %s log:\n%s', name,
                             '\n'.join(text.splitlines()[-lines:]))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel to SIGTERM this process when its parent dies.
+
+    NOTE(vif_plug_dyn): runs in the child between fork and exec.  It is
+    the safety net for a test run killed with SIGKILL (no __exit__, no
+    atexit): the daemons must not outlive it.  The setting survives the
+    exec of ``ip`` and ip's own exec of the daemon (neither is setuid).
+    It fires when the *thread* that started the daemon exits, so start
+    the harness from a thread that outlives it (pytest's main thread).
+    """
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:   # the parent died before prctl
+        os._exit(1)
 
 
 def _terminate(proc: subprocess.Popen[bytes], name: str,
