@@ -481,6 +481,7 @@ class OvsdbClient:
         :returns: the bridge's row uuid.
         """
         external_ids = dict(external_ids or {})
+        last_error: OvsdbError | None = None
         for _attempt in range(_MAX_ATTEMPTS):
             read = self.transact([
                 _select('Bridge', [_eq('name', name)], ['_uuid']),
@@ -524,10 +525,15 @@ class OvsdbClient:
                 # and our write (the name index refused the duplicate):
                 # read again and take the update path.
                 if exc.error == 'constraint violation':
+                    last_error = exc
                     continue
                 raise
             return str(_decode_atom(result[2]['uuid']))
-        raise OvsdbError('bridge %s kept changing; gave up' % name)
+        # NOTE(vif_plug_dyn): not a race after all (for example an
+        # Interface of that name exists on another port): the server's
+        # own words say which index was violated.
+        raise last_error or OvsdbError('gave up after %d attempts'
+                                       % _MAX_ATTEMPTS)
 
     def del_bridge(self, name: str, if_exists: bool = True,
                    wait: float | None = None) -> bool:
@@ -572,6 +578,7 @@ class OvsdbClient:
         :raises OvsdbError: unknown bridge, port conflict, or server error.
         """
         specs = _check_specs(ports)
+        last_error: OvsdbError | None = None
         for _attempt in range(_MAX_ATTEMPTS):
             read_ops = [_select('Bridge', [_eq('name', bridge)],
                                 ['_uuid', 'ports'])]
@@ -626,11 +633,14 @@ class OvsdbClient:
             except OvsdbError as exc:
                 # A concurrent writer inserted one of our names first.
                 if exc.error == 'constraint violation' and may_exist:
+                    last_error = exc
                     continue
                 raise
             return added
-        raise OvsdbError('ports of bridge %s kept changing; gave up'
-                         % bridge)
+        # Not a race: e.g. an Interface of one of these names belongs to
+        # some other port.  Report the server's error.
+        raise last_error or OvsdbError('gave up after %d attempts'
+                                       % _MAX_ATTEMPTS)
 
     def del_ports(self, bridge: str, names: Iterable[str],
                   if_exists: bool = True,

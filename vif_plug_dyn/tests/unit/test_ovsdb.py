@@ -399,6 +399,22 @@ def test_add_ports_retries_after_a_racing_insert(fake: Any) -> None:
     assert [op['op'] for op in srv.ops(3)] == ['update']
 
 
+def test_add_ports_persistent_constraint_error_is_raised(fake: Any) -> None:
+    bridge_row = _select_rows({'_uuid': ['uuid', BR_UUID],
+                               'ports': ['set', []]})
+    violation = {'error': 'constraint violation',
+                 'details': 'multiple rows in "Interface" table (tap1)'}
+    read = [bridge_row, _select_rows()]
+    write = [{'uuid': ['uuid', _u(1)]}, {'uuid': ['uuid', _u(2)]},
+             {'count': 1}, violation]
+    srv = fake([read, write] * 5)
+    with _client(srv) as c, pytest.raises(ovsdb.OvsdbError) as info:
+        c.add_ports('br0', [('tap1', '', {})])
+    assert info.value.error == 'constraint violation'
+    assert '"Interface"' in (info.value.details or '')
+    assert len(srv.requests) == 10
+
+
 def test_del_ports_single_mutation(fake: Any) -> None:
     ports_value = ['set', [['uuid', _u(1)], ['uuid', _u(2)],
                            ['uuid', _u(3)]]]
