@@ -228,7 +228,8 @@ def test_reply_split_byte_by_byte(fake: Any) -> None:
 def test_echo_probe_answered_and_notifications_ignored(fake: Any) -> None:
     def reply(req: dict[str, Any]) -> list[bytes]:
         echo = {'method': 'echo', 'params': ['probe'], 'id': 'echo-7'}
-        note: dict[str, Any] = {'method': 'update', 'params': [None, {}], 'id': None}
+        note: dict[str, Any] = {'method': 'update', 'params': [None, {}],
+                                'id': None}
         stale = {'id': 999, 'result': ['stale'], 'error': None}
         mine = {'id': req['id'], 'result': [{'count': 3}], 'error': None}
         # Pipelined: all four in one chunk.

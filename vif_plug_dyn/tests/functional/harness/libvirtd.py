@@ -148,7 +148,8 @@ def guest_images(outdir=None, build=True):
                           or REPO_ROOT / "tools" / "guest" / "out")
     if build:
         res = subprocess.run(["bash", str(BUILD_GUEST), str(outdir)],
-                             check=False, capture_output=True, text=True, timeout=900)
+                             check=False, capture_output=True, text=True,
+                             timeout=900)
         if res.returncode != 0:
             raise HarnessError(f"build-guest.sh failed: {res.stderr.strip()}")
     kernel, initrd = outdir / "vmlinuz", outdir / "initrd.img"
