@@ -232,7 +232,7 @@ class HostInterface(objects.VersionedObject):
                                                           'vlan/@tag'))
         validate.ifname(self.parent, 'vlan/interface/@name')
         if self.name is None:
-            derived = '%s.%d' % (self.parent, self.tag)
+            derived = '%s.%s' % (self.parent, self.tag)
             validate.ifname(derived, '@name')
             objects.set_normalised(self, 'name', derived)
         if self.parent == self.name:

@@ -126,7 +126,7 @@ def _element(iface: model.HostInterface, top: bool) -> ET.Element:
         for member in iface.members:
             bond.append(_element(member, top=False))
     elif iface.kind == model.VLAN:
-        vlan = ET.SubElement(element, 'vlan', tag=str(iface.tag))
+        vlan = ET.SubElement(element, 'vlan', {'tag': str(iface.tag)})
         ET.SubElement(vlan, 'interface', name=str(iface.parent))
     return element
 
@@ -185,9 +185,11 @@ class _Parser:
     def field_error(self, where: str, exc: exception.InvalidField
                     ) -> exception.InvalidHostInterface:
         field = str(exc.kwargs.get('field', ''))
-        return self.fail(where + '/' + field if field else where,
-                         '%r %s' % (exc.kwargs.get('value'),
-                                    exc.kwargs.get('reason')))
+        value = exc.kwargs.get('value')
+        # NOTE(vpd): the model sees an absent attribute as None.
+        reason = 'missing' if value is None else '%r %s' % (
+            value, exc.kwargs.get('reason'))
+        return self.fail(where + '/' + field if field else where, reason)
 
     def parse(self, text: str | bytes) -> model.HostInterface:
         try:
@@ -291,7 +293,7 @@ class _Parser:
         allowed = ('dhcp', 'ip', 'route') + (
             ('autoconf',) if family == 'ipv6' else ())
         fields: dict[str, Any] = {'family': family}
-        addresses = []
+        addresses: list[addressing.IPAddress] = []
         for child in element:
             tag = str(child.tag)
             if child.tag is ET.PI:
@@ -329,8 +331,9 @@ class _Parser:
         if element.get('prefix') is not None:
             prefix = self.uint(element, 'prefix', where)
         try:
-            return addressing.IPAddress(address=element.get('address'),
-                                        prefix=prefix)
+            return addressing.IPAddress(
+                address=element.get('address'),  # type: ignore[arg-type]
+                prefix=prefix)
         except exception.InvalidField as exc:
             raise self.field_error(where, exc) from None
 
@@ -385,7 +388,7 @@ class _Parser:
 
     def members(self, element: ET.Element, where: str,
                 others: tuple[str, ...]) -> tuple[model.HostInterface, ...]:
-        members = []
+        members: list[model.HostInterface] = []
         for child in element:
             if child.tag is ET.PI or child.tag in others:
                 continue
