@@ -301,9 +301,9 @@ class HostInterface(objects.VersionedObject):
         for element, iface in self.walk():
             where = element + ('/@name' if element else '@name')
             if iface.name in seen:
-                raise _fail(where, iface.name,
-                            'already used at %s' % (seen[iface.name] or
-                                                    '/interface'))
+                first = seen[iface.name]
+                raise _fail(where, iface.name, 'already used at /interface%s'
+                            % ('/' + first if first else ''))
             seen[str(iface.name)] = element
 
     # -- structure ------------------------------------------------------------

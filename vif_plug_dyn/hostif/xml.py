@@ -187,7 +187,7 @@ class _Parser:
         field = str(exc.kwargs.get('field', ''))
         value = exc.kwargs.get('value')
         # NOTE(vpd): the model sees an absent attribute as None.
-        reason = 'missing' if value is None else '%r %s' % (
+        reason = 'missing' if value is None else '%r: %s' % (
             value, exc.kwargs.get('reason'))
         return self.fail(where + '/' + field if field else where, reason)
 
