@@ -204,3 +204,10 @@ def test_start_modes():
                                                           'allow-'))]
         else:
             assert lines[0] == line
+
+
+def test_bridge_without_stp_attribute_is_written_with_stp_off():
+    # NetworkManager would turn STP on; the kernel and libvirt leave it off.
+    device = H(kind='bridge', name='br0').devices()[0]
+    assert '[bridge]\nstp=false\n' in keyfile.render_device(device)
+    assert '    bridge_stp off' in ifupdown.render_device(device)

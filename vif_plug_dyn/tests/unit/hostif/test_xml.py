@@ -249,3 +249,14 @@ def test_missing_attribute_is_reported_as_missing():
     with pytest.raises(exception.InvalidHostInterface) as info:
         H.from_xml("<interface type='ethernet'/>")
     assert info.value.kwargs['reason'] == 'missing'
+
+
+def test_member_protocol_is_refused_before_being_parsed():
+    with pytest.raises(exception.InvalidHostInterface) as info:
+        H.from_xml("<interface type='bridge' name='br0'><bridge>"
+                   "<interface type='ethernet' name='eth1'>"
+                   "<protocol family='ipx'/></interface></bridge>"
+                   "</interface>")
+    assert info.value.kwargs['element'] == \
+        '/interface/bridge/interface[1]/protocol'
+    assert info.value.kwargs['reason'] == 'not allowed in a member interface'
