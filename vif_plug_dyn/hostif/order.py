@@ -122,11 +122,23 @@ def _find_cycle(left: set[str], needs: dict[str, set[str]]) -> list[str]:
 
 def apply_order(definitions: Iterable[model.HostInterface],
                 present: Iterable[str] = ()) -> tuple[model.Device, ...]:
-    """Shorthand for ``dependency_order(...).apply``."""
+    """Shorthand for ``dependency_order(definitions, present).apply``.
+
+    :param definitions: top-level definitions.
+    :param present: devices that exist outside the definitions.
+    :raises HostInterfaceDependencyMissing: see :func:`dependency_order`.
+    :raises HostInterfaceCycle: see :func:`dependency_order`.
+    """
     return dependency_order(definitions, present).apply
 
 
 def stop_order(definitions: Iterable[model.HostInterface],
                present: Iterable[str] = ()) -> tuple[model.Device, ...]:
-    """Shorthand for ``dependency_order(...).stop``."""
+    """Shorthand for ``dependency_order(definitions, present).stop``.
+
+    :param definitions: top-level definitions.
+    :param present: devices that exist outside the definitions.
+    :raises HostInterfaceDependencyMissing: see :func:`dependency_order`.
+    :raises HostInterfaceCycle: see :func:`dependency_order`.
+    """
     return dependency_order(definitions, present).stop
