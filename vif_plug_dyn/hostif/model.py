@@ -26,6 +26,7 @@ from vif_plug_dyn import objects
 from vif_plug_dyn import validate
 from vif_plug_dyn.hostif.addressing import IPV4
 from vif_plug_dyn.hostif.addressing import IPV6
+from vif_plug_dyn.hostif.addressing import IPAddress
 from vif_plug_dyn.hostif.addressing import Protocol
 
 ETHERNET = 'ethernet'
@@ -123,7 +124,6 @@ class ArpMon(objects.VersionedObject):
     def __post_init__(self) -> None:
         _uint(self.interval, '@interval')
         # NOTE(vpd): reuse the addressing rules (no multicast, family).
-        from vif_plug_dyn.hostif.addressing import IPAddress
         try:
             target = IPAddress(address=self.target)
         except exception.InvalidField as exc:
