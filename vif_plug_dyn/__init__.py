@@ -25,9 +25,9 @@ from vif_plug_dyn import manager as manager_mod
 from vif_plug_dyn import opts
 from vif_plug_dyn import ports
 
-__all__ = ['initialize', 'request_endpoint', 'release_endpoint', 'connect',
-           'disconnect', 'plug', 'unplug', 'host_capabilities', 'reconcile',
-           'get_manager']
+__all__ = ['initialize', 'request_endpoint', 'request_endpoints',
+           'release_endpoint', 'release_endpoints', 'connect', 'disconnect',
+           'plug', 'unplug', 'host_capabilities', 'reconcile', 'get_manager']
 
 _MANAGER: manager_mod.EndpointManager | None = None
 _LOCK = threading.Lock()
@@ -75,6 +75,27 @@ def request_endpoint(port: ports.Port,
     """
     return get_manager().request_endpoint(port, accepted_types, options,
                                           connected)
+
+
+def request_endpoints(ports_: list[ports.Port],
+                      accepted_types: tuple[str, ...] | list[str] = (
+                          endpoints.BRIDGE, endpoints.DIRECT,
+                          endpoints.ETHERNET, endpoints.HOSTDEV),
+                      options: dict[str, str] | None = None,
+                      connected: bool = True) -> list[endpoints.Endpoint]:
+    """Return endpoints for many ports, batching the host work per network;
+    all or nothing.
+
+    See :meth:`vif_plug_dyn.manager.EndpointManager.request_endpoints`.
+    """
+    return get_manager().request_endpoints(ports_, accepted_types, options,
+                                           connected)
+
+
+def release_endpoints(port_ids: list[str]) -> None:
+    """Remove many ports' endpoints in batches; unknown ports are
+    skipped."""
+    get_manager().release_endpoints(port_ids)
 
 
 def release_endpoint(port_id: str) -> None:

@@ -260,3 +260,30 @@ class ForeignFile(VifPlugDynException, PermissionError):
 
     msg_fmt = ('Refusing to overwrite %(path)s: it was not written by '
                'vif_plug_dyn')
+
+
+class HostInterfaceExists(VifPlugDynException):
+    """A host interface of that name is already defined."""
+
+    msg_fmt = 'Host interface %(name)s is already defined (%(source)s)'
+
+
+class HostInterfaceInUse(VifPlugDynException):
+    """Another definition needs a device of this one."""
+
+    msg_fmt = ('Host interface %(name)s cannot be undefined: %(user)s '
+               'needs its device %(device)s')
+
+
+class HostInterfaceDependencyMissing(VifPlugDynException, LookupError):
+    """A host interface needs a device that is neither defined nor
+    present."""
+
+    msg_fmt = ('Host interface %(name)s (definition %(definition)s) needs '
+               'device %(needs)s, which is neither defined nor present')
+
+
+class HostInterfaceCycle(VifPlugDynException, ValueError):
+    """Host interfaces depend on each other in a loop."""
+
+    msg_fmt = 'Host interfaces depend on each other in a cycle: %(cycle)s'

@@ -275,9 +275,15 @@ class Ledger:
 
     def delete_port(self, port_id: str) -> None:
         """Forget a port, its allocations and its device records."""
+        self.delete_ports([port_id])
+
+    def delete_ports(self, port_ids: list[str]) -> None:
+        """Forget ports, their allocations and their device records, in
+        one transaction."""
+        rows = [(port_id,) for port_id in port_ids]
         with self.transaction() as db:
-            db.execute('DELETE FROM devices WHERE port_id = ?', (port_id,))
-            db.execute('DELETE FROM ports WHERE port_id = ?', (port_id,))
+            db.executemany('DELETE FROM devices WHERE port_id = ?', rows)
+            db.executemany('DELETE FROM ports WHERE port_id = ?', rows)
 
     # -- pool allocations -------------------------------------------------
 

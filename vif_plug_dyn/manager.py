@@ -52,13 +52,16 @@ class EndpointManager:
         self._locks_guard = threading.Lock()
 
     @contextlib.contextmanager
-    def _port_lock(self, port_id: str) -> Iterator[None]:
+    def _port_locks(self, port_ids: list[str]) -> Iterator[None]:
         # NOTE(vpd): one lock per port serialises operations on a port
         # within this process; the ledger's 'building' state does the same
-        # across processes.
+        # across processes. Taking them in sorted order keeps two batches
+        # that share ports from deadlocking.
         with self._locks_guard:
-            lock = self._locks[port_id]
-        with lock:
+            locks = [self._locks[p] for p in sorted(set(port_ids))]
+        with contextlib.ExitStack() as stack:
+            for lock in locks:
+                stack.enter_context(lock)
             yield
 
     # -- endpoints --------------------------------------------------------
@@ -85,34 +88,98 @@ class EndpointManager:
         :raises PortConflict: the port is recorded on another network or
             with an endpoint type the request no longer accepts.
         """
-        request = ports.EndpointRequest(port=port,
-                                        accepted_types=tuple(accepted_types),
-                                        options=dict(options or {}))
-        network = self.registry.get(port.network)
-        with self._port_lock(port.port_id):
-            record = self.ledger.get_port(port.port_id)
-            if record is not None:
-                return self._existing(record, request)
-            driver, endpoint_type = self.drivers.negotiate(request, network)
-            driver.check_request(request, network)
-            cable = (ledger_mod.PLUGGED if connected
-                     else ledger_mod.UNPLUGGED)
-            self.ledger.begin_port(request, cable)
+        return self.request_endpoints([port], accepted_types, options,
+                                      connected)[0]
+
+    def request_endpoints(self, ports_: list[ports.Port],
+                          accepted_types: tuple[str, ...] | list[str] = (
+                              endpoints.BRIDGE, endpoints.DIRECT,
+                              endpoints.ETHERNET, endpoints.HOSTDEV),
+                          options: dict[str, str] | None = None,
+                          connected: bool = True
+                          ) -> list[endpoints.Endpoint]:
+        """Return endpoints for many ports at once (see
+        :meth:`request_endpoint`).
+
+        The host work for the ports of one network is done in one batch by
+        its driver. All or nothing: when any port fails, the endpoints this
+        call built are removed again and nothing new stays recorded.
+
+        :returns: the endpoints, in the order of ``ports_``.
+        :raises InvalidField: a port id is listed twice.
+        """
+        requests = [ports.EndpointRequest(
+            port=port, accepted_types=tuple(accepted_types),
+            options=dict(options or {})) for port in ports_]
+        ids = [r.port.port_id for r in requests]
+        if len(set(ids)) != len(ids):
+            raise exception.InvalidField(field='ports', value=ids,
+                                         reason='a port is listed twice')
+        by_network: dict[str, list[ports.EndpointRequest]] = {}
+        for request in requests:
+            by_network.setdefault(request.port.network, []).append(request)
+        targets = {name: self.registry.get(name) for name in by_network}
+        found: dict[str, endpoints.Endpoint] = {}
+        built: list[tuple[base.NetworkDriver, networks.Network,
+                          list[endpoints.Endpoint]]] = []
+        with self._port_locks(ids):
             try:
-                endpoint = driver.create_endpoint(request, network,
-                                                  endpoint_type, connected)
+                for name, group in by_network.items():
+                    network = targets[name]
+                    new = []
+                    for request in group:
+                        record = self.ledger.get_port(request.port.port_id)
+                        if record is None:
+                            new.append(request)
+                        else:
+                            found[request.port.port_id] = self._existing(
+                                record, request)
+                    if new:
+                        driver, made = self._build(new, network, connected)
+                        built.append((driver, network, made))
+                        found.update((e.port_id, e) for e in made)
             except BaseException:
-                # NOTE(vpd): the driver removed what it built; forget the
-                # port and its allocations so a retry starts clean.
-                self.ledger.delete_port(port.port_id)
+                for driver, network, made in reversed(built):
+                    self._undo(driver, network, made)
                 raise
-            self.ledger.update_port(port.port_id, endpoint=endpoint,
-                                    state=ledger_mod.ACTIVE)
-            LOG.info('Port %(port)s: %(type)s endpoint on network '
-                     '%(network)s (cable %(cable)s)',
-                     {'port': port.port_id, 'type': endpoint.type,
-                      'network': network.name, 'cable': cable})
-            return endpoint
+        return [found[port_id] for port_id in ids]
+
+    def _build(self, requests: list[ports.EndpointRequest],
+               network: networks.Network, connected: bool
+               ) -> tuple[base.NetworkDriver, list[endpoints.Endpoint]]:
+        driver, endpoint_type = self.drivers.negotiate(requests[0], network)
+        for request in requests:
+            driver.check_request(request, network)
+        cable = ledger_mod.PLUGGED if connected else ledger_mod.UNPLUGGED
+        ids = [r.port.port_id for r in requests]
+        with self.ledger.transaction():
+            for request in requests:
+                self.ledger.begin_port(request, cable)
+        try:
+            made = driver.create_endpoints(requests, network, endpoint_type,
+                                           connected)
+        except BaseException:
+            # NOTE(vpd): the driver removed what it built; forget the
+            # ports and their allocations so a retry starts clean.
+            self.ledger.delete_ports(ids)
+            raise
+        with self.ledger.transaction():
+            for endpoint in made:
+                self.ledger.update_port(endpoint.port_id, endpoint=endpoint,
+                                        state=ledger_mod.ACTIVE)
+        LOG.info('%(count)d %(type)s endpoint(s) on network %(network)s '
+                 '(cable %(cable)s): %(ports)s',
+                 {'count': len(made), 'type': endpoint_type,
+                  'network': network.name, 'cable': cable,
+                  'ports': ', '.join(ids)})
+        return driver, made
+
+    def _undo(self, driver: base.NetworkDriver, network: networks.Network,
+              made: list[endpoints.Endpoint]) -> None:
+        try:
+            driver.delete_endpoints(made, network)
+        finally:
+            self.ledger.delete_ports([e.port_id for e in made])
 
     def _existing(self, record: ledger_mod.PortRecord,
                   request: ports.EndpointRequest) -> endpoints.Endpoint:
@@ -144,17 +211,28 @@ class EndpointManager:
     def release_endpoint(self, port_id: str) -> None:
         """Remove a port's endpoint and forget the port; a no-op when the
         port is unknown."""
-        with self._port_lock(port_id):
-            record = self.ledger.get_port(port_id)
-            if record is None:
-                return
-            if record.endpoint is not None:
-                network = self._network_or_none(record.network)
+        self.release_endpoints([port_id])
+
+    def release_endpoints(self, port_ids: list[str]) -> None:
+        """Remove many ports' endpoints, one driver batch per network;
+        unknown ports are skipped."""
+        with self._port_locks(port_ids):
+            by_network: dict[str, list[endpoints.Endpoint]] = {}
+            records = [r for r in map(self.ledger.get_port, port_ids)
+                       if r is not None]
+            for record in records:
+                if record.endpoint is not None:
+                    by_network.setdefault(record.network, []).append(
+                        record.endpoint)
+            for name, made in by_network.items():
+                network = self._network_or_none(name)
                 if network is not None:
-                    self.drivers.for_network(network).delete_endpoint(
-                        record.endpoint, network)
-            self.ledger.delete_port(port_id)
-            LOG.info('Port %s released', port_id)
+                    self.drivers.for_network(network).delete_endpoints(
+                        made, network)
+            self.ledger.delete_ports([r.port.port_id for r in records])
+        if records:
+            LOG.info('Released %d port(s): %s', len(records),
+                     ', '.join(r.port.port_id for r in records))
 
     def get_endpoint(self, port_id: str) -> endpoints.Endpoint:
         """Return a port's endpoint.
@@ -188,7 +266,7 @@ class EndpointManager:
         :raises NetworkNotFound: the target network is not defined.
         :raises OperationNotSupported: a driver has no runtime cable.
         """
-        with self._port_lock(port_id):
+        with self._port_locks([port_id]):
             record = self._active(port_id)
             assert record.endpoint is not None
             target = self.registry.get(network or record.network)
@@ -220,7 +298,7 @@ class EndpointManager:
 
         :raises PortNotFound: no endpoint for that port.
         """
-        with self._port_lock(port_id):
+        with self._port_locks([port_id]):
             record = self._active(port_id)
             assert record.endpoint is not None
             if record.cable == ledger_mod.PLUGGED:
@@ -295,7 +373,7 @@ class EndpointManager:
         forgotten = []
         for record in self.ledger.list_ports():
             if record.state == ledger_mod.BUILDING:
-                with self._port_lock(record.port.port_id):
+                with self._port_locks([record.port.port_id]):
                     self.ledger.delete_port(record.port.port_id)
                 forgotten.append(record.port.port_id)
         if forgotten:

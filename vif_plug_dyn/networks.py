@@ -430,6 +430,7 @@ _XPATHS = {
     'bridge.delay': '/network/bridge/@delay',
     'uplink.dev': '/network/uplink/@dev',
     'uplink.vlan': '/network/uplink/@vlan',
+    'uplink_vlan': '/network/uplink/@vlan',
     'forward.mode': '/network/forward/@mode', 'mode': '/network/forward',
     'forward.interface': '/network/forward/interface',
     'forward.interface.dev': '/network/forward/interface/@dev',

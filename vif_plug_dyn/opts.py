@@ -22,6 +22,10 @@ core_opts = [
     cfg.StrOpt('network_dir', default='/etc/vif_plug_dyn/networks',
                help='Directory of named host network definitions, one '
                     '<network> XML file per network.'),
+    cfg.StrOpt('interface_dir', default='/etc/vif_plug_dyn/interfaces',
+               help='Directory of host interface definitions (ethernet, '
+                    'bridge, bond, vlan), one libvirt <interface> XML file '
+                    'per definition.'),
     cfg.DictOpt('network_drivers',
                 default={'bridge': 'bridge', 'openvswitch': 'openvswitch',
                          'direct': 'direct', 'hostdev': 'hostdev',

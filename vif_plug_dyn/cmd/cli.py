@@ -7,6 +7,7 @@ document on standard output. Errors the library anticipates print
 
 import argparse
 import json
+import logging as std_logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -172,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                                               'network_dir')
     parser.add_argument('--json', action='store_true',
                         help='print one JSON document')
+    parser.add_argument('--verbose', action='store_true',
+                        help='log what is done (on standard error)')
     parser.add_argument('--debug', action='store_true')
     sub = parser.add_subparsers(dest='command', required=True)
 
@@ -251,7 +254,12 @@ def setup_conf(args: argparse.Namespace) -> cfg.ConfigOpts:
     if args.network_dir:
         conf.set_override('network_dir', args.network_dir, group=opts.GROUP)
     conf.set_override('debug', args.debug)
+    # NOTE(vpd): standard output carries the command's result (JSON for
+    # machines); logs go to standard error, and only when asked for.
+    conf.set_override('use_stderr', True)
     logging.setup(conf, 'vif_plug_dyn')
+    if not (args.verbose or args.debug):
+        std_logging.getLogger('vif_plug_dyn').setLevel(std_logging.WARNING)
     return conf
 
 

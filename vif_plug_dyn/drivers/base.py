@@ -62,25 +62,42 @@ class NetworkDriver(abc.ABC):
         """
 
     @abc.abstractmethod
-    def create_endpoint(self, request: ports.EndpointRequest,
-                        network: networks.Network, endpoint_type: str,
-                        connect: bool) -> endpoints.Endpoint:
-        """Build the host side of an endpoint.
+    def create_endpoints(self, requests: list[ports.EndpointRequest],
+                         network: networks.Network, endpoint_type: str,
+                         connect: bool) -> list[endpoints.Endpoint]:
+        """Build the host side of several endpoints on one network.
 
-        :param request: the request (its port names ``network``).
+        All or nothing: when one fails, what the call built for every
+        request is removed before the error is raised. Drivers batch the
+        host work of the whole list (one privileged call, one OVSDB
+        transaction) — that is what makes thousands of ports cheap.
+
+        :param requests: the requests (their ports name ``network``).
         :param network: the network definition.
         :param endpoint_type: the negotiated type, one this driver listed
             in :meth:`endpoint_types`.
-        :param connect: whether the cable starts plugged.
-        :returns: the endpoint.
+        :param connect: whether the cables start plugged.
+        :returns: the endpoints, in the order of ``requests``.
         :raises VifPlugDynException: a typed error; nothing is left built.
         """
 
     @abc.abstractmethod
+    def delete_endpoints(self, endpoints_: list[endpoints.Endpoint],
+                         network: networks.Network) -> None:
+        """Remove what :meth:`create_endpoints` built; what is already
+        gone is skipped."""
+
+    def create_endpoint(self, request: ports.EndpointRequest,
+                        network: networks.Network, endpoint_type: str,
+                        connect: bool) -> endpoints.Endpoint:
+        """Build one endpoint (see :meth:`create_endpoints`)."""
+        return self.create_endpoints([request], network, endpoint_type,
+                                     connect)[0]
+
     def delete_endpoint(self, endpoint: endpoints.Endpoint,
                         network: networks.Network) -> None:
-        """Remove what :meth:`create_endpoint` built; a no-op for what is
-        already gone."""
+        """Remove one endpoint (see :meth:`delete_endpoints`)."""
+        self.delete_endpoints([endpoint], network)
 
     def connect(self, endpoint: endpoints.Endpoint,
                 network: networks.Network) -> endpoints.Endpoint:

@@ -29,10 +29,15 @@ class NoopDriver(base.NetworkDriver):
     def endpoint_types(self, network: networks.Network) -> tuple[str, ...]:
         return _TYPES[network.kind]
 
-    def create_endpoint(self, request: ports.EndpointRequest,
-                        network: networks.Network, endpoint_type: str,
-                        connect: bool) -> endpoints.Endpoint:
-        port = request.port
+    def create_endpoints(self, requests: list[ports.EndpointRequest],
+                         network: networks.Network, endpoint_type: str,
+                         connect: bool) -> list[endpoints.Endpoint]:
+        return [self._describe(r.port, network, endpoint_type)
+                for r in requests]
+
+    @staticmethod
+    def _describe(port: ports.Port, network: networks.Network,
+                  endpoint_type: str) -> endpoints.Endpoint:
         common: dict[str, Any] = dict(
             port_id=port.port_id, network=network.name, mac=port.mac,
             mtu=network.mtu or port.mtu)
@@ -59,8 +64,8 @@ class NoopDriver(base.NetworkDriver):
             source_network=network.source_network or network.name,
             portgroup=network.portgroup, **common)
 
-    def delete_endpoint(self, endpoint: endpoints.Endpoint,
-                        network: networks.Network) -> None:
+    def delete_endpoints(self, endpoints_: list[endpoints.Endpoint],
+                         network: networks.Network) -> None:
         pass
 
     def connect(self, endpoint: endpoints.Endpoint,

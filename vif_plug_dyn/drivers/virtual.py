@@ -19,16 +19,15 @@ class VirtualDriver(base.NetworkDriver):
     def endpoint_types(self, network: networks.Network) -> tuple[str, ...]:
         return (endpoints.NETWORK,)
 
-    def create_endpoint(self, request: ports.EndpointRequest,
-                        network: networks.Network, endpoint_type: str,
-                        connect: bool) -> endpoints.Endpoint:
-        port = request.port
-        return endpoints.NetworkEndpoint(
-            port_id=port.port_id, network=network.name, mac=port.mac,
-            mtu=network.mtu or port.mtu,
+    def create_endpoints(self, requests: list[ports.EndpointRequest],
+                         network: networks.Network, endpoint_type: str,
+                         connect: bool) -> list[endpoints.Endpoint]:
+        return [endpoints.NetworkEndpoint(
+            port_id=r.port.port_id, network=network.name, mac=r.port.mac,
+            mtu=network.mtu or r.port.mtu,
             source_network=str(network.source_network),
-            portgroup=network.portgroup)
+            portgroup=network.portgroup) for r in requests]
 
-    def delete_endpoint(self, endpoint: endpoints.Endpoint,
-                        network: networks.Network) -> None:
+    def delete_endpoints(self, endpoints_: list[endpoints.Endpoint],
+                         network: networks.Network) -> None:
         pass

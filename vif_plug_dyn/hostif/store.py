@@ -1,0 +1,184 @@
+"""The host interface definitions of this host, one XML file each.
+
+:class:`InterfaceStore` keeps ``<name>.xml`` files in the configured
+``interface_dir`` and, on every change, has its persistent backends
+write (or remove) what the host's own tooling reads at boot. A change is
+checked whole before anything is written: names are unique across
+definitions (a device has one definition and at most one master), no
+dependency loops, and no backend would touch a file it did not write.
+"""
+
+import os
+import threading
+from collections.abc import Iterator
+from collections.abc import Sequence
+
+from vif_plug_dyn import exception
+from vif_plug_dyn.hostif import files
+from vif_plug_dyn.hostif import model
+from vif_plug_dyn.hostif import order as ordering
+from vif_plug_dyn.hostif.backends import base
+
+
+class InterfaceStore:
+    """Host interface definitions kept as files in a directory.
+
+    :param directory: where the ``<name>.xml`` files live.
+    :param backends: persistent backends to keep in step with the store.
+    """
+
+    def __init__(self, directory: str,
+                 backends: Sequence[base.PersistentBackend] = ()) -> None:
+        self.directory = directory
+        self.backends = tuple(backends)
+        self._lock = threading.Lock()
+        self._defs: dict[str, model.HostInterface] = {}
+        self._files: dict[str, str] = {}
+
+    def load(self) -> list[model.HostInterface]:
+        """(Re)read every ``*.xml`` file of the directory.
+
+        :returns: the definitions, sorted by name.
+        :raises InvalidHostInterface: a file is invalid, two files define
+            the same name or configure the same device; nothing is
+            replaced then.
+        :raises HostInterfaceCycle: the definitions depend on each other
+            in a loop.
+        """
+        defs: dict[str, model.HostInterface] = {}
+        paths: dict[str, str] = {}
+        if os.path.isdir(self.directory):
+            for entry in sorted(os.listdir(self.directory)):
+                if not entry.endswith('.xml'):
+                    continue
+                path = os.path.join(self.directory, entry)
+                text = files.read_regular(path)
+                if text is None:
+                    continue
+                iface = model.HostInterface.from_xml(text, source=path)
+                if iface.name in defs:
+                    raise exception.InvalidHostInterface(
+                        name='%s (%s)' % (iface.name, path),
+                        element='/interface/@name',
+                        reason='already defined in %s' % paths[
+                            str(iface.name)])
+                defs[str(iface.name)] = iface
+                paths[str(iface.name)] = path
+        ordering.dependency_order(defs.values(), missing_ok=True)
+        with self._lock:
+            self._defs, self._files = defs, paths
+        return self.list()
+
+    def list(self) -> list[model.HostInterface]:
+        """Return the definitions, sorted by name."""
+        with self._lock:
+            return [self._defs[k] for k in sorted(self._defs)]
+
+    def __iter__(self) -> Iterator[model.HostInterface]:
+        return iter(self.list())
+
+    def get(self, name: str) -> model.HostInterface:
+        """Return the definition called ``name``.
+
+        :raises HostInterfaceNotFound: no such definition.
+        """
+        with self._lock:
+            try:
+                return self._defs[name]
+            except KeyError:
+                raise exception.HostInterfaceNotFound(name=name) from None
+
+    def order(self, present: Sequence[str] = ()) -> ordering.Order:
+        """The apply and stop order of every definition.
+
+        :param present: devices that exist outside the definitions.
+        :raises HostInterfaceDependencyMissing: a dependency is neither
+            defined nor present.
+        """
+        return ordering.dependency_order(self.list(), present)
+
+    def define(self, iface: model.HostInterface | str,
+               replace: bool = False) -> model.HostInterface:
+        """Define (or with ``replace``, redefine) a host interface.
+
+        The backends write their files first, the definition file last, so
+        a refusal leaves everything as it was.
+
+        :param iface: a :class:`HostInterface` or its XML.
+        :param replace: allow replacing the definition of the same name.
+        :returns: the definition.
+        :raises InvalidHostInterface: invalid XML, or a device that another
+            definition already configures.
+        :raises HostInterfaceExists: the name exists and ``replace`` is
+            false.
+        :raises HostInterfaceCycle: it would close a dependency loop.
+        :raises ForeignFile: a backend would overwrite a file it did not
+            write.
+        """
+        if isinstance(iface, str):
+            iface = model.HostInterface.from_xml(iface, source='<define>')
+        name = str(iface.name)
+        with self._lock:
+            old_path = self._files.get(name)
+            if old_path is not None and not replace:
+                raise exception.HostInterfaceExists(name=name,
+                                                    source=old_path)
+            previous = self._defs.get(name)
+            others = [d for n, d in self._defs.items() if n != name]
+            ordering.dependency_order(others + [iface], missing_ok=True)
+            if previous is not None:
+                self._check_users(previous, iface, others)
+            for backend in self.backends:
+                backend.check(iface, previous)
+            for backend in self.backends:
+                backend.write(iface, previous)
+            path = os.path.join(self.directory, name + '.xml')
+            files.atomic_write(path, iface.to_xml(), 0o644)
+            if old_path is not None and old_path != path:
+                os.unlink(old_path)
+            self._defs[name] = iface
+            self._files[name] = path
+        return iface
+
+    def undefine(self, name: str) -> None:
+        """Remove a definition and the backends' files for it.
+
+        :raises HostInterfaceNotFound: no such definition.
+        :raises HostInterfaceInUse: another definition needs one of its
+            devices.
+        :raises ForeignFile: a backend file for it was not written by this
+            library; nothing is removed.
+        """
+        with self._lock:
+            iface = self._defs.get(name)
+            if iface is None:
+                raise exception.HostInterfaceNotFound(name=name)
+            others = [d for n, d in self._defs.items() if n != name]
+            self._check_users(iface, None, others)
+            for backend in self.backends:
+                backend.check(None, iface)
+            for backend in self.backends:
+                backend.remove(iface)
+            try:
+                os.unlink(self._files[name])
+            except FileNotFoundError:
+                pass
+            del self._defs[name]
+            del self._files[name]
+
+    @staticmethod
+    def _check_users(old: model.HostInterface,
+                     new: model.HostInterface | None,
+                     others: Sequence[model.HostInterface]) -> None:
+        # NOTE(vpd): a VLAN defined on its own may sit on a device of
+        # another definition; dropping that device would leave the VLAN
+        # without a parent at the next boot.
+        kept = set() if new is None else {d.name for d in new.devices()}
+        dropped = {d.name for d in old.devices()} - kept
+        for other in others:
+            for device in other.devices():
+                for needed in device.requires:
+                    if needed in dropped:
+                        raise exception.HostInterfaceInUse(
+                            name=old.name, user=device.name,
+                            device=needed)

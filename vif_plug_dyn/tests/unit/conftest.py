@@ -1,0 +1,52 @@
+"""Fixtures shared by the unit tests."""
+
+import os
+import uuid
+
+import pytest
+from oslo_config import cfg
+
+from vif_plug_dyn import manager as manager_mod
+from vif_plug_dyn import opts
+from vif_plug_dyn import ports
+
+
+def write_network(directory, name, xml):
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, name + '.xml'), 'w') as handle:
+        handle.write(xml)
+
+
+NOOP_NETWORKS = {
+    'red': "<network type='bridge'><name>red</name><driver name='noop'/>"
+           "<bridge name='br-red'/></network>",
+    'blue': "<network type='direct'><name>blue</name><driver name='noop'/>"
+            "<forward mode='bridge'><interface dev='eth9'/></forward>"
+            "</network>",
+    'nat': "<network type='virtual'><name>nat</name>"
+           "<source network='default'/></network>",
+}
+
+
+@pytest.fixture
+def conf(tmp_path):
+    conf = cfg.ConfigOpts()
+    opts.register_opts(conf)
+    conf([], default_config_files=[])
+    conf.set_override('state_path', str(tmp_path / 'state'), opts.GROUP)
+    conf.set_override('network_dir', str(tmp_path / 'networks'), opts.GROUP)
+    for name, xml in NOOP_NETWORKS.items():
+        write_network(str(tmp_path / 'networks'), name, xml)
+    return conf
+
+
+@pytest.fixture
+def manager(conf):
+    mgr = manager_mod.EndpointManager(conf)
+    yield mgr
+    mgr.close()
+
+
+def make_port(network='red', mac='52:54:00:00:00:01', port_id=None, **kw):
+    return ports.Port(port_id=port_id or str(uuid.uuid4()), mac=mac,
+                      network=network, **kw)

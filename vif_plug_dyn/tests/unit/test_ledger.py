@@ -1,0 +1,193 @@
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+
+from vif_plug_dyn import exception
+from vif_plug_dyn import ledger as ledger_mod
+from vif_plug_dyn import ports
+
+
+def _request(network='red'):
+    port = ports.Port(port_id=str(uuid.uuid4()), mac='52:54:00:00:00:01',
+                      network=network)
+    return ports.EndpointRequest(port=port)
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    led = ledger_mod.Ledger(str(tmp_path))
+    yield led
+    led.close()
+
+
+def test_port_lifecycle(ledger):
+    request = _request()
+    record = ledger.begin_port(request, ledger_mod.UNPLUGGED)
+    assert record.state == ledger_mod.BUILDING
+    with pytest.raises(exception.PortConflict):
+        ledger.begin_port(request, ledger_mod.PLUGGED)
+    updated = ledger.update_port(request.port.port_id,
+                                 state=ledger_mod.ACTIVE,
+                                 health=ledger_mod.DEGRADED)
+    assert (updated.state, updated.health, updated.cable) == (
+        ledger_mod.ACTIVE, ledger_mod.DEGRADED, ledger_mod.UNPLUGGED)
+    assert ledger.list_ports('red') == [updated]
+    assert ledger.list_ports('blue') == []
+    ledger.delete_port(request.port.port_id)
+    assert ledger.get_port(request.port.port_id) is None
+    with pytest.raises(exception.PortNotFound):
+        ledger.update_port(request.port.port_id, cable='plugged')
+
+
+def test_allocation_least_loaded_and_limits(ledger):
+    pool = [('eth1', 2), ('eth2', 2), ('eth3', None)]
+    taken = []
+    for _ in range(5):
+        request = _request()
+        ledger.begin_port(request, ledger_mod.PLUGGED)
+        taken.append(ledger.allocate('red', request.port.port_id, pool))
+    assert taken[:3] == ['eth1', 'eth2', 'eth3']
+    assert taken.count('eth1') == 2 and taken.count('eth2') == 2
+    exclusive = [('eth1', 2), ('eth2', 2)]
+    request = _request()
+    ledger.begin_port(request, ledger_mod.PLUGGED)
+    with pytest.raises(exception.PoolExhausted, match='eth1, eth2'):
+        ledger.allocate('red', request.port.port_id, exclusive)
+    # Asking again for a port that holds a resource returns the same one.
+    first = ledger.list_ports()[0].port.port_id
+    held = ledger.allocate('red', first, pool)
+    assert first in ledger.allocations('red')[('red', held)]
+
+
+def test_allocations_go_with_the_port(ledger):
+    request = _request()
+    ledger.begin_port(request, ledger_mod.PLUGGED)
+    ledger.allocate('red', request.port.port_id, [('vf1', 1)])
+    ledger.record_devices([ledger_mod.DeviceRecord(
+        'tap1', 'tap', request.port.port_id, 'red')])
+    assert ledger.devices(request.port.port_id)[0].name == 'tap1'
+    ledger.delete_port(request.port.port_id)
+    assert ledger.allocations() == {}
+    assert ledger.devices() == []
+    assert ledger.check() == []
+
+
+def test_release(ledger):
+    request = _request()
+    ledger.begin_port(request, ledger_mod.PLUGGED)
+    ledger.allocate('red', request.port.port_id, [('a', None)])
+    ledger.allocate('blue', request.port.port_id, [('b', None)])
+    ledger.release(request.port.port_id, 'red')
+    assert list(ledger.allocations()) == [('blue', 'b')]
+    ledger.release(request.port.port_id)
+    assert ledger.allocations() == {}
+
+
+def test_transaction_rolls_back_on_error(ledger):
+    request = _request()
+    with pytest.raises(RuntimeError):
+        with ledger.transaction():
+            ledger.begin_port(request, ledger_mod.PLUGGED)
+            raise RuntimeError('boom')
+    assert ledger.get_port(request.port.port_id) is None
+
+
+def test_unknown_schema_refused(tmp_path):
+    ledger_mod.Ledger(str(tmp_path)).close()
+    db = sqlite3.connect(str(tmp_path / 'ledger.sqlite3'))
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    with pytest.raises(exception.LedgerError, match='schema version 99'):
+        ledger_mod.Ledger(str(tmp_path))
+
+
+def test_unwritable_state_path(tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    with pytest.raises(exception.LedgerError, match='ledger.sqlite3'):
+        ledger_mod.Ledger(str(blocker / 'sub'))
+
+
+def _grab(path, barrier, results):
+    led = ledger_mod.Ledger(path)
+    barrier.wait()
+    got = []
+    for _ in range(4):
+        request = _request('pool')
+        led.begin_port(request, ledger_mod.PLUGGED)
+        try:
+            got.append(led.allocate('pool', request.port.port_id,
+                                    [('eth1', 3), ('eth2', 3)]))
+        except exception.PoolExhausted:
+            got.append(None)
+    results.put(got)
+
+
+def test_no_double_allocation_across_processes(tmp_path):
+    ctx = multiprocessing.get_context('fork')
+    barrier = ctx.Barrier(8)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_grab, args=(str(tmp_path), barrier,
+                                             results)) for _ in range(8)]
+    for proc in procs:
+        proc.start()
+    got = [item for _ in procs for item in results.get(timeout=60)]
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+    assert got.count('eth1') == 3 and got.count('eth2') == 3
+    assert got.count(None) == 32 - 6
+    led = ledger_mod.Ledger(str(tmp_path))
+    assert {k: len(v) for k, v in led.allocations().items()} == {
+        ('pool', 'eth1'): 3, ('pool', 'eth2'): 3}
+
+
+_WRITER = textwrap.dedent("""
+    import sys, uuid
+    from vif_plug_dyn import ledger as L, ports
+    led = L.Ledger(sys.argv[1])
+    print('ready', flush=True)
+    n = 0
+    while True:
+        port = ports.Port(port_id=str(uuid.uuid4()),
+                          mac='52:54:00:00:00:01', network='red')
+        with led.transaction():
+            led.begin_port(ports.EndpointRequest(port=port), 'plugged')
+            led.allocate('red', port.port_id, [('r%d' % n, None)])
+            led.record_devices([L.DeviceRecord('t%d' % n, 'tap',
+                                               port.port_id, 'red')])
+        n += 1
+""")
+
+
+@pytest.mark.parametrize('delay', [0.05, 0.2, 0.5])
+def test_survives_kill_mid_write(tmp_path, delay):
+    proc = subprocess.Popen([sys.executable, '-c', _WRITER, str(tmp_path)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == 'ready'
+        time.sleep(delay)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    led = ledger_mod.Ledger(str(tmp_path))
+    assert led.check() == []
+    records = led.list_ports()
+    allocations = led.allocations()
+    devices = led.devices()
+    assert records, 'the writer wrote nothing before it was killed'
+    # Every port written has its allocation and device: all or nothing.
+    assert len(records) == len(allocations) == len(devices)
+    owners = {p for holders in allocations.values() for p in holders}
+    assert owners == {r.port.port_id for r in records}
+    assert {d.port_id for d in devices} == owners
