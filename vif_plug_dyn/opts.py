@@ -43,6 +43,20 @@ core_opts = [
     cfg.StrOpt('sysfs_root', default='/sys',
                help='Root of the sysfs tree read for SR-IOV physical and '
                     'virtual functions (tests point it at a fake tree).'),
+    cfg.StrOpt('ovsdb_socket', default='/run/openvswitch/db.sock',
+               help='Unix socket of the Open vSwitch database server used '
+                    'by the openvswitch driver.'),
+    cfg.StrOpt('ovs_datapath_type', default='system',
+               choices=['system', 'netdev'],
+               help='Datapath type of the OVS bridges the openvswitch '
+                    'driver creates: "system" (kernel datapath) or '
+                    '"netdev" (userspace).'),
+    cfg.FloatOpt('ovs_timeout', default=30.0, min=0.1,
+                 help='Seconds to wait for an OVSDB reply.'),
+    cfg.FloatOpt('ovs_apply_wait', default=0.0, min=0.0,
+                 help='Seconds to wait for ovs-vswitchd to apply a port '
+                      'change after it is committed (0: return once the '
+                      'database has committed it).'),
     cfg.IntOpt('lock_timeout', default=30, min=1,
                help='Seconds to wait for the ledger when another process '
                     'holds it.'),

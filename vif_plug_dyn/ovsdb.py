@@ -559,9 +559,23 @@ class OvsdbClient:
         ], wait)
         return True
 
+    def list_bridges(self) -> list[str]:
+        """Return the names of all bridges (one read)."""
+        read = self.transact([_select('Bridge', [], ['name'])])
+        return sorted(row['name'] for row in read[0]['rows'])
+
+    def bridge_external_ids(self, name: str) -> dict[str, str]:
+        """Return a bridge's ``external_ids`` (empty when it is missing)."""
+        read = self.transact([_select('Bridge', [_eq('name', name)],
+                                      ['external_ids'])])
+        if not read[0]['rows']:
+            return {}
+        return _decode_map(read[0]['rows'][0]['external_ids'])
+
     def add_ports(self, bridge: str, ports: Sequence[PortSpec],
                   may_exist: bool = True,
-                  wait: float | None = None) -> list[str]:
+                  wait: float | None = None,
+                  tag: int | None = None) -> list[str]:
         """Add many ports to *bridge* in one transaction.
 
         Each port gets one Interface of the same name, with the given type
@@ -574,6 +588,7 @@ class OvsdbClient:
             error.  If False, any existing port is an error.
         :param wait: seconds to wait for ovs-vswitchd to apply the change
             (None: return once committed).
+        :param tag: the access VLAN of every port (``None``: untagged).
         :returns: the names of the ports that were newly inserted.
         :raises OvsdbError: unknown bridge, port conflict, or server error.
         """
@@ -607,6 +622,10 @@ class OvsdbClient:
                     where_if = [_eq('name', name)]
                     ops.append({'op': 'update', 'table': 'Interface',
                                 'where': where_if, 'row': {'type': itype}})
+                    if tag is not None:
+                        ops.append({'op': 'update', 'table': 'Port',
+                                    'where': [_eq('name', name)],
+                                    'row': {'tag': tag}})
                     if ext:
                         ops.append(_merge_map_op('Interface', where_if,
                                                  'external_ids', ext))
@@ -615,10 +634,12 @@ class OvsdbClient:
                             'uuid-name': 'i%d' % k,
                             'row': {'name': name, 'type': itype,
                                     'external_ids': _map(ext)}})
+                port_row: dict[str, Any] = {
+                    'name': name, 'interfaces': _set([_named('i%d' % k)])}
+                if tag is not None:
+                    port_row['tag'] = tag
                 ops.append({'op': 'insert', 'table': 'Port',
-                            'uuid-name': 'p%d' % k,
-                            'row': {'name': name, 'interfaces':
-                                    _set([_named('i%d' % k)])}})
+                            'uuid-name': 'p%d' % k, 'row': port_row})
                 new_refs.append(_named('p%d' % k))
                 added.append(name)
             if new_refs:

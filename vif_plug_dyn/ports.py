@@ -9,6 +9,12 @@ from vif_plug_dyn import objects
 from vif_plug_dyn import validate
 
 
+def device_name(prefix: str, port_id: str) -> str:
+    """Name a port's host device: a 3-letter prefix and 11 hex digits of
+    the port id, within IFNAMSIZ and unique enough per host."""
+    return prefix + port_id.replace('-', '')[:11]
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Port(objects.VersionedObject):
     """The guest NIC's identity, independent of any host.
@@ -53,7 +59,12 @@ class Port(objects.VersionedObject):
     @property
     def tap_name(self) -> str:
         """The tap name derived from the port id (``vpd`` + 11 hex)."""
-        return 'vpd' + self.port_id.replace('-', '')[:11]
+        return device_name('vpd', self.port_id)
+
+    @property
+    def macvlan_name(self) -> str:
+        """The name of a steered port's macvlan (``vpm`` + 11 hex)."""
+        return device_name('vpm', self.port_id)
 
     def on_network(self, network: str) -> 'Port':
         """Return the same port wanting another network."""

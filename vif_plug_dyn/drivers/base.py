@@ -49,6 +49,12 @@ class NetworkDriver(abc.ABC):
         self.context = context
 
     @property
+    def host(self) -> Any:
+        """The privileged host helper
+        (:class:`vif_plug_dyn.host.HostNetwork`)."""
+        return self.context.host
+
+    @property
     def name(self) -> str:
         """The driver's name (its class name unless overridden)."""
         return type(self).__name__

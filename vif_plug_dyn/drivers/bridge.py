@@ -1,0 +1,160 @@
+"""The ``bridge`` driver: Linux bridges, managed or adopted.
+
+Per port it makes a persistent tap owned by the library; the endpoint is
+``ethernet`` (the hypervisor only opens the tap, the library plugs it) or
+``bridge`` (the hypervisor is told the bridge and the tap name). Plugging
+the cable enslaves the tap to the network's bridge; unplugging releases it;
+moving enslaves it to another bridge. The guest never loses its NIC.
+
+A ``managed`` network's bridge is created when the first port needs it and
+removed with its last port, but only when the library created it; an
+unmanaged (operator) bridge is adopted and never changed.
+"""
+
+import threading
+
+from oslo_log import log as logging
+
+from vif_plug_dyn import endpoints
+from vif_plug_dyn import exception
+from vif_plug_dyn import networks
+from vif_plug_dyn import ports
+from vif_plug_dyn.drivers import base
+from vif_plug_dyn.drivers import taps
+from vif_plug_dyn.privsep import ops
+
+LOG = logging.getLogger(__name__)
+
+#: Owner tag prefix of bridges the library created for a network.
+NETWORK_TAG = 'net:'
+
+
+class BridgeDriver(base.NetworkDriver):
+    """Taps on Linux bridges."""
+
+    KINDS = (networks.BRIDGE,)
+
+    def __init__(self, context: base.DriverContext) -> None:
+        super().__init__(context)
+        # NOTE(vpd): serialises creating a network's bridge with removing
+        # it after its last port, within this process.
+        self._lock = threading.Lock()
+
+    def endpoint_types(self, network: networks.Network) -> tuple[str, ...]:
+        return (endpoints.ETHERNET, endpoints.BRIDGE)
+
+    # -- the bridge ------------------------------------------------------
+
+    def _bridge_ops(self, network: networks.Network) -> list[dict]:
+        """Operations that make the network's bridge exist."""
+        bridge = str(network.bridge)
+        if self.host.exists(bridge):
+            return []
+        if not network.managed:
+            raise exception.LowerDeviceMissing(network=network.name,
+                                               device=bridge)
+        result = [ops.create_bridge(bridge, mtu=network.mtu,
+                                    tag=NETWORK_TAG + network.name)]
+        if network.uplink and network.uplink_vlan:
+            vlan_dev = _vlan_name(network.uplink, network.uplink_vlan)
+            result.append(ops.create_vlan(
+                vlan_dev, network.uplink, network.uplink_vlan,
+                mtu=network.mtu, tag=NETWORK_TAG + network.name))
+            result.append(ops.set_master(vlan_dev, bridge))
+        return result
+
+    def _owns_bridge(self, network: networks.Network) -> bool:
+        try:
+            link = self.host.get_link(str(network.bridge))
+        except exception.DeviceNotFound:
+            return False
+        return bool(link.get('owned')) and \
+            link.get('tag') == NETWORK_TAG + network.name
+
+    def _remove_bridge_if_unused(self, network: networks.Network,
+                                 leaving: set[str]) -> None:
+        if not network.managed or not self._owns_bridge(network):
+            return
+        remaining = {r.port.port_id for r in
+                     self.context.ledger.list_ports(network.name)} - leaving
+        if remaining:
+            return
+        names = [str(network.bridge)]
+        if network.uplink and network.uplink_vlan:
+            names.append(_vlan_name(network.uplink, network.uplink_vlan))
+        self.host.delete(names)
+        LOG.info('Removed bridge %s of network %s with its last port',
+                 network.bridge, network.name)
+
+    # -- endpoints ---------------------------------------------------------
+
+    def create_endpoints(self, requests: list[ports.EndpointRequest],
+                         network: networks.Network, endpoint_type: str,
+                         connect: bool) -> list[endpoints.Endpoint]:
+        bridge = str(network.bridge)
+        master = bridge if connect else None
+        with self._lock:
+            batch = self._bridge_ops(network)
+            batch += [taps.create_tap_op(r, network, master)
+                      for r in requests]
+            # NOTE(vpd): one privileged call, all or nothing: the helper
+            # removes what this batch created if any operation fails.
+            self.host.run(batch)
+        self.context.ledger.record_devices(taps.tap_records(requests,
+                                                            network))
+        made: list[endpoints.Endpoint] = []
+        for request in requests:
+            fields = taps.common_fields(request, network)
+            if endpoint_type == endpoints.BRIDGE:
+                made.append(endpoints.BridgeEndpoint(
+                    bridge=bridge, tap=request.port.tap_name, **fields))
+            else:
+                made.append(endpoints.EthernetEndpoint(
+                    tap=request.port.tap_name, **fields))
+        return made
+
+    def delete_endpoints(self, endpoints_: list[endpoints.Endpoint],
+                         network: networks.Network) -> None:
+        names = [t for t in map(taps.tap_of, endpoints_) if t]
+        with self._lock:
+            if names:
+                self.host.delete(names, missing_ok=True)
+                self.context.ledger.forget_devices(names)
+            self._remove_bridge_if_unused(
+                network, {e.port_id for e in endpoints_})
+
+    # -- cable -------------------------------------------------------------
+
+    def connect(self, endpoint: endpoints.Endpoint,
+                network: networks.Network) -> endpoints.Endpoint:
+        tap = _require_tap(endpoint, self.name)
+        with self._lock:
+            batch = self._bridge_ops(network)
+            batch.append(ops.set_link(tap, master=str(network.bridge),
+                                      up=True))
+            self.host.run(batch)
+        if isinstance(endpoint, endpoints.BridgeEndpoint):
+            return endpoint.replace(network=network.name,
+                                    bridge=str(network.bridge))
+        return endpoint.replace(network=network.name)
+
+    def disconnect(self, endpoint: endpoints.Endpoint,
+                   network: networks.Network) -> None:
+        tap = _require_tap(endpoint, self.name)
+        self.host.run([ops.set_nomaster(tap)])
+
+
+def _require_tap(endpoint: endpoints.Endpoint, driver: str) -> str:
+    tap = taps.tap_of(endpoint)
+    if tap is None:
+        raise exception.OperationNotSupported(
+            operation='connect', by=driver,
+            reason='a %s endpoint has no tap to plug into a bridge' %
+                   endpoint.type)
+    return tap
+
+
+def _vlan_name(uplink: str, vlan: int) -> str:
+    """Name the VLAN device of an uplink (``eth1.42``, cut to IFNAMSIZ)."""
+    suffix = '.%d' % vlan
+    return uplink[:15 - len(suffix)] + suffix

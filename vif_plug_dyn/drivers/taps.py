@@ -1,0 +1,63 @@
+"""What tap-based drivers share: the port's persistent tap.
+
+The guest NIC of a ``bridge``, ``openvswitch`` or steered ``direct``
+endpoint keeps one tap for its whole life; plugging and moving the cable
+only change what the tap is connected to.
+"""
+
+from typing import Any
+
+from vif_plug_dyn import endpoints
+from vif_plug_dyn import ledger as ledger_mod
+from vif_plug_dyn import networks
+from vif_plug_dyn import ports
+from vif_plug_dyn.privsep import ops
+
+TAP = 'tap'
+
+
+def host_mac(mac: str) -> str:
+    """The MAC of the host side of a tap whose guest side has ``mac``.
+
+    NOTE(vpd): a bridge takes the lowest MAC of its ports as its own; a
+    first octet of 0xfe keeps the taps out of that contest (libvirt does
+    the same for the taps it makes).
+    """
+    return 'fe' + mac[2:]
+
+
+def queues(request: ports.EndpointRequest) -> int | None:
+    """The queue count a request asks for (option ``queues``)."""
+    value = request.option('queues')
+    return None if value is None else int(value)
+
+
+def create_tap_op(request: ports.EndpointRequest, network: networks.Network,
+                  master: str | None = None) -> dict[str, Any]:
+    """The operation creating a port's tap, tagged with its port id."""
+    port = request.port
+    count = queues(request)
+    return ops.create_tap(port.tap_name, mtu=network.mtu or port.mtu,
+                          mac=host_mac(port.mac), master=master, up=True,
+                          tag=port.port_id,
+                          multi_queue=bool(count and count > 1))
+
+
+def tap_records(requests: list[ports.EndpointRequest],
+                network: networks.Network) -> list[ledger_mod.DeviceRecord]:
+    """Ledger records of the taps of ``requests``."""
+    return [ledger_mod.DeviceRecord(r.port.tap_name, TAP, r.port.port_id,
+                                    network.name) for r in requests]
+
+
+def common_fields(request: ports.EndpointRequest,
+                  network: networks.Network) -> dict[str, Any]:
+    """The endpoint fields every endpoint of ``request`` shares."""
+    port = request.port
+    return dict(port_id=port.port_id, network=network.name, mac=port.mac,
+                mtu=network.mtu or port.mtu, queues=queues(request))
+
+
+def tap_of(endpoint: endpoints.Endpoint) -> str | None:
+    """The tap of a tap-based endpoint, or ``None``."""
+    return getattr(endpoint, 'tap', None)
