@@ -85,7 +85,7 @@ class HostNetwork:
         :raises PrivilegedHelperFailed: the daemon could not be reached.
         """
         checked = self._prepare(batch)
-        return list(self._call(linux_net.apply, checked, stop_on_error))
+        return _lists(self._call(linux_net.apply, checked, stop_on_error))
 
     def run(self, batch: Sequence[dict[str, Any]]) -> list[Result]:
         """Apply operations, all or nothing, and raise the first error.
@@ -107,7 +107,7 @@ class HostNetwork:
         :raises VifPlugDynException: its typed error.
         """
         checked = self._prepare([op])[0]
-        return dict(self._call(linux_net.apply_one, checked))
+        return _lists(self._call(linux_net.apply_one, checked))
 
     @staticmethod
     def _call(entrypoint: Any, *args: Any) -> Any:
@@ -132,12 +132,12 @@ class HostNetwork:
 
         :raises DeviceNotFound: no such device.
         """
-        return dict(self._call(linux_net.get_link, name))
+        return _lists(self._call(linux_net.get_link, name))
 
     def list_links(self, master: str | None = None,
                    kind: str | None = None) -> list[Result]:
         """List devices, filtered in the kernel by master and/or kind."""
-        return list(self._call(linux_net.list_links, master, kind))
+        return _lists(self._call(linux_net.list_links, master, kind))
 
     def exists(self, name: str) -> bool:
         """Whether a device of that name exists."""
@@ -249,3 +249,16 @@ class HostNetwork:
         """Configure an SR-IOV VF on the operator's PF."""
         return self.run([ops.set_vf(pf, vf, mac=mac, vlan=vlan, trust=trust,
                                     spoofchk=spoofchk)])[0]
+
+
+def _lists(value: Any) -> Any:
+    """Turn the tuples msgpack hands back into lists, recursively.
+
+    NOTE(vpd): oslo.privsep unpacks arrays as tuples; results are
+    documented as JSON-like lists and dicts.
+    """
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    return value

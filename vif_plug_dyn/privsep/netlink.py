@@ -53,6 +53,11 @@ class RtnlSocket:
         self.sock = sock
         self._seq = 0
         self._pending: list[tuple[int, bytes, Any]] = []
+        # NOTE(vpd): one receive buffer for the socket's life. recv(n)
+        # would allocate n bytes per answer; above glibc's mmap threshold
+        # that is an mmap + page faults + munmap each time (measured: 1000
+        # lookups 0.2 s instead of 0.02 s).
+        self._buf = bytearray(_RECV)
 
     def close(self) -> None:
         """Close the socket."""
@@ -111,7 +116,7 @@ class RtnlSocket:
         waiting = {seq: i for i, (seq, _msg, _cookie) in enumerate(chunk)}
         found: list[Answer | None] = [None] * len(chunk)
         while waiting:
-            buf = self.sock.recv(_RECV)
+            buf = self._recv()
             for mtype, flags, seq, start, end in nlmsg.messages(buf):
                 slot = waiting.pop(seq, None)
                 if slot is None:
@@ -124,23 +129,37 @@ class RtnlSocket:
                     found[slot] = (cookie, 0, None, bytes(buf[start:end]))
         return [a for a in found if a is not None]
 
+    def _recv(self) -> memoryview:
+        size = self.sock.recv_into(self._buf)
+        return memoryview(self._buf)[:size]
+
     def request(self, build: Callable[[int], bytes]) -> Answer:
         """Send one request now and return its answer (pending requests
         are flushed first)."""
         self.queue(build, None)
         return self.flush()[-1]
 
-    def dump(self, build: Callable[[int], bytes]) -> list[bytes]:
-        """Run a dump request and return the payload of every answer.
+    def dump(self, build: Callable[[int], bytes],
+             visit: Callable[[memoryview, int, int], None] | None = None
+             ) -> list[bytes]:
+        """Run a dump request.
 
+        :param build: called with a sequence number, returns the request.
+        :param visit: called with (buffer, payload start, payload end) for
+            every answer instead of collecting copies (the buffer is
+            reused: copy what you keep).
+        :returns: the payload of every answer (empty with ``visit``).
         :raises OSError: the kernel refused the dump (``errno`` set).
+        :raises RuntimeError: requests are still queued (flush first: their
+            answers would be lost).
         """
-        self.flush()
+        if self._pending:
+            raise RuntimeError('flush queued requests before a dump')
         seq = self.next_seq()
         self.sock.sendall(build(seq))
         out: list[bytes] = []
         while True:
-            buf = self.sock.recv(_RECV)
+            buf = self._recv()
             for mtype, flags, mseq, start, end in nlmsg.messages(buf):
                 if mseq != seq:
                     continue
@@ -151,7 +170,10 @@ class RtnlSocket:
                     if err:
                         raise OSError(err, text or os.strerror(err))
                     return out
-                out.append(bytes(buf[start:end]))
+                if visit is None:
+                    out.append(bytes(buf[start:end]))
+                else:
+                    visit(buf, start, end)
 
 
 def _configure(sock: socket.socket) -> None:

@@ -15,6 +15,8 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
+Buffer = bytes | memoryview
+
 # netlink header types and flags (linux/netlink.h)
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
@@ -180,7 +182,7 @@ def dumplinks(seq: int, *, master: int | None = None,
 
 # --- parsing ----------------------------------------------------------------
 
-def messages(buf: bytes) -> Iterator[tuple[int, int, int, int, int]]:
+def messages(buf: Buffer) -> Iterator[tuple[int, int, int, int, int]]:
     """Walk the netlink messages in one datagram.
 
     :returns: ``(type, flags, seq, payload offset, payload end)`` each.
@@ -194,8 +196,8 @@ def messages(buf: bytes) -> Iterator[tuple[int, int, int, int, int]]:
         offset += (length + 3) & ~3
 
 
-def attrs(buf: bytes, offset: int, end: int) -> Iterator[tuple[int, int,
-                                                               int]]:
+def attrs(buf: Buffer, offset: int,
+          end: int) -> Iterator[tuple[int, int, int]]:
     """Walk attributes: ``(type, value offset, value end)`` each."""
     while offset + 4 <= end:
         length, atype = _NLA.unpack_from(buf, offset)
@@ -205,7 +207,7 @@ def attrs(buf: bytes, offset: int, end: int) -> Iterator[tuple[int, int,
         offset += (length + 3) & ~3
 
 
-def parse_error(buf: bytes, offset: int, end: int,
+def parse_error(buf: Buffer, offset: int, end: int,
                 flags: int) -> tuple[int, str | None]:
     """Read an NLMSG_ERROR payload.
 
@@ -229,12 +231,36 @@ def parse_error(buf: bytes, offset: int, end: int,
     return -error, text
 
 
-def _cstr(buf: bytes, start: int, end: int) -> str:
+def _cstr(buf: Buffer, start: int, end: int) -> str:
     raw = bytes(buf[start:end])
     return raw.split(b'\0', 1)[0].decode('utf-8', 'replace')
 
 
-def parse_link(buf: bytes, offset: int, end: int) -> dict[str, Any]:
+def link_name(buf: Buffer, offset: int, end: int) -> str | None:
+    """The IFLA_IFNAME of an RTM_NEWLINK, read without parsing the rest.
+
+    NOTE(vpd): the kernel puts IFLA_IFNAME first; a dump of a namespace
+    with thousands of links is mostly skipped this way.
+    """
+    for atype, start, stop in attrs(buf, offset + _IFINFO.size, end):
+        if atype == IFLA_IFNAME:
+            return _cstr(buf, start, stop)
+    return None
+
+
+def link_group(buf: Buffer, offset: int, end: int) -> int | None:
+    """The IFLA_GROUP of an RTM_NEWLINK."""
+    for atype, start, _stop in attrs(buf, offset + _IFINFO.size, end):
+        if atype == IFLA_GROUP:
+            return int(_U32.unpack_from(buf, start)[0])
+    return None
+
+
+_U32_ATTRS = {IFLA_MTU: 'mtu', IFLA_MASTER: 'master', IFLA_LINK: 'link',
+              IFLA_GROUP: 'group'}
+
+
+def parse_link(buf: Buffer, offset: int, end: int) -> dict[str, Any]:
     """Read the attributes of an RTM_NEWLINK the library cares about.
 
     :returns: a dict with ``index``, ``flags``, ``name``, ``mtu``,
@@ -246,21 +272,27 @@ def parse_link(buf: bytes, offset: int, end: int) -> dict[str, Any]:
         'index': index, 'flags': flags, 'name': None, 'mtu': None,
         'mac': None, 'master': None, 'link': None, 'group': None,
         'alias': None, 'kind': None, 'slave_kind': None}
-    for atype, start, stop in attrs(buf, offset + _IFINFO.size, end):
-        if atype == IFLA_IFNAME:
+    # NOTE(vpd): an inlined walk (no generator, locals bound): a dump of
+    # 1000 links is parsed about twice as fast as with attrs().
+    unpack_nla, unpack_u32, u32_attrs = _NLA.unpack_from, \
+        _U32.unpack_from, _U32_ATTRS
+    pos = offset + _IFINFO.size
+    while pos + 4 <= end:
+        length, atype = unpack_nla(buf, pos)
+        if length < 4:
+            break
+        atype &= NLA_TYPE_MASK
+        start, stop = pos + 4, pos + length
+        pos += (length + 3) & ~3
+        key = u32_attrs.get(atype)
+        if key is not None:
+            link[key] = unpack_u32(buf, start)[0]
+        elif atype == IFLA_IFNAME:
             link['name'] = _cstr(buf, start, stop)
-        elif atype == IFLA_MTU:
-            link['mtu'] = _U32.unpack_from(buf, start)[0]
-        elif atype == IFLA_MASTER:
-            link['master'] = _U32.unpack_from(buf, start)[0]
-        elif atype == IFLA_LINK:
-            link['link'] = _U32.unpack_from(buf, start)[0]
-        elif atype == IFLA_GROUP:
-            link['group'] = _U32.unpack_from(buf, start)[0]
         elif atype == IFLA_IFALIAS:
             link['alias'] = _cstr(buf, start, stop)
         elif atype == IFLA_ADDRESS:
-            link['mac'] = ':'.join('%02x' % b for b in buf[start:stop])
+            link['mac'] = bytes(buf[start:stop]).hex(':')
         elif atype == IFLA_LINKINFO:
             for itype, istart, istop in attrs(buf, start, stop):
                 if itype == IFLA_INFO_KIND:
