@@ -6,7 +6,7 @@ the field, device, network or file at fault, so that the message alone tells
 an operator what to fix.
 """
 
-from typing import Any
+from typing import Any, cast
 
 
 class VifPlugDynException(Exception):
@@ -14,11 +14,25 @@ class VifPlugDynException(Exception):
 
     Subclasses set ``msg_fmt``; the keyword arguments given at construction
     fill it and stay available as attributes of ``kwargs``.
+
+    An instance survives the oslo.privsep channel: the daemon sends the
+    class name and ``args``, the client calls ``cls(*args)``. ``args`` is
+    therefore ``(message, kwargs)`` with the keyword arguments reduced to
+    primitives msgpack can carry, and the constructor accepts that second
+    positional argument.
+
+    :param message: the message; built from ``msg_fmt`` when omitted.
+    :param wire_kwargs: keyword arguments as sent over the privsep channel
+        (merged under ``kwargs``); callers normally leave it out.
     """
 
     msg_fmt = 'An unknown vif_plug_dyn error occurred.'
 
-    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, message: str | None = None,
+                 wire_kwargs: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        if wire_kwargs:
+            kwargs = {**dict(wire_kwargs), **kwargs}
         self.kwargs = kwargs
         if message is None:
             try:
@@ -28,10 +42,30 @@ class VifPlugDynException(Exception):
                 # keep the format and the arguments so nothing is lost.
                 message = '%s (%r)' % (self.msg_fmt, kwargs)
         self.message = message
-        super().__init__(message)
+        # NOTE(vpd): oslo.privsep re-raises ``type(e)(*e.args)`` on the
+        # client side, so ``args`` must rebuild the same exception; only
+        # primitives cross msgpack, anything else travels as its repr.
+        super().__init__(message, _primitive(kwargs))
+        if isinstance(self, OSError):
+            # NOTE(vpd): OSError.__init__ read our two args as (errno,
+            # strerror); put meaningful values back.
+            os_error = cast(OSError, self)
+            os_error.errno = kwargs.get('errno')
+            os_error.strerror = kwargs.get('reason', message)
 
     def __str__(self) -> str:
         return self.message
+
+
+def _primitive(value: Any, depth: int = 0) -> Any:
+    """Reduce ``value`` to what msgpack can carry (repr() for the rest)."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    if depth < 8 and isinstance(value, dict):
+        return {str(k): _primitive(v, depth + 1) for k, v in value.items()}
+    if depth < 8 and isinstance(value, (list, tuple)):
+        return [_primitive(v, depth + 1) for v in value]
+    return repr(value)
 
 
 # --- input validation -------------------------------------------------------
@@ -172,9 +206,6 @@ class NetlinkOperationFailed(VifPlugDynException, OSError):
     msg_fmt = ('Kernel refused %(operation)s on %(device)s: %(reason)s '
                '(errno %(errno)s)')
 
-    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.errno = kwargs.get('errno')
 
 
 class PrivilegedHelperFailed(VifPlugDynException):

@@ -1,0 +1,182 @@
+"""The privileged side of vif_plug_dyn: one oslo.privsep context.
+
+Everything the library does to the kernel with privileges goes through
+the entrypoints of :mod:`vif_plug_dyn.privsep.linux_net`, which run in a
+privsep daemon holding CAP_NET_ADMIN (and CAP_MKNOD, see below) and
+nothing else. Drivers do not call them directly: they use
+:class:`vif_plug_dyn.host.HostNetwork`.
+
+Network namespaces: entering one (setns) would need CAP_SYS_ADMIN. Rather
+than grant it, the daemon is *started inside* the namespace: with a
+namespace set (``[vif_plug_dyn] netns`` or :func:`start`), the helper
+command becomes ``... ip netns exec NAME privsep-helper ...``. ``ip netns
+exec`` also mounts a sysfs of that namespace, which the daemon reads to
+find macvtap device numbers. Starting the daemon is the only process the
+library ever runs.
+"""
+
+import errno
+import os
+import signal
+import time
+
+from oslo_privsep import capabilities as caps
+from oslo_privsep import priv_context
+
+from vif_plug_dyn import exception
+from vif_plug_dyn import opts
+from vif_plug_dyn import validate
+
+#: Executable run with ``netns exec`` to start the daemon in a namespace.
+IP_COMMAND = 'ip'
+
+
+def netns_command(cmd: list[str], netns: str) -> list[str]:
+    """Insert ``ip netns exec NETNS`` in front of the privsep-helper.
+
+    Anything before ``privsep-helper`` (a root helper such as ``sudo``) is
+    kept in front; when the command has no ``privsep-helper`` word (a
+    custom helper_command), the prefix goes first.
+
+    :param cmd: the helper command oslo.privsep built.
+    :param netns: the namespace name.
+    :returns: the new command.
+    :raises InvalidField: a bad namespace name.
+    """
+    netns = validate.netns_name(netns)
+    at = next((i for i, arg in enumerate(cmd)
+               if os.path.basename(arg).startswith('privsep-helper')), 0)
+    return cmd[:at] + [IP_COMMAND, 'netns', 'exec', netns] + cmd[at:]
+
+
+class NetnsPrivContext(priv_context.PrivContext):
+    """A :class:`~oslo_privsep.priv_context.PrivContext` whose daemon can
+    be started inside a named network namespace.
+
+    :ivar netns: the namespace the next daemon starts in (``None``: the
+        caller's).
+    """
+
+    def __init__(self, prefix: str, cfg_section: str, pypath: str,
+                 capabilities: list[int]) -> None:
+        super().__init__(prefix, cfg_section=cfg_section, pypath=pypath,
+                         capabilities=capabilities)
+        self.netns: str | None = None
+
+    def helper_command(self, sockpath: str) -> list[str]:
+        """The daemon's command line, inside :attr:`netns` if set."""
+        cmd = super().helper_command(sockpath)
+        return cmd if self.netns is None else netns_command(cmd, self.netns)
+
+
+# NOTE(vpd): CAP_NET_ADMIN does all netlink and tun work. CAP_MKNOD is
+# there for one thing: making the /dev/tapN character node of a macvtap
+# when no udev does (containers, a daemon inside a network namespace) —
+# QEMU cannot use a macvtap without it. Nothing else is granted; in
+# particular not CAP_SYS_ADMIN (see the module docstring).
+vif_plug_dyn_pctxt = NetnsPrivContext(
+    'vif_plug_dyn',
+    cfg_section=opts.PRIVSEP_GROUP,
+    pypath=__name__ + '.vif_plug_dyn_pctxt',
+    capabilities=[caps.CAP_NET_ADMIN, caps.CAP_MKNOD],
+)
+
+
+def running() -> bool:
+    """Whether a daemon is connected."""
+    channel = vif_plug_dyn_pctxt.channel
+    return channel is not None and bool(getattr(channel, 'running', False))
+
+
+def start(netns: str | None = None,
+          method: priv_context.Method = priv_context.Method.ROOTWRAP
+          ) -> None:
+    """Start the daemon now (it otherwise starts on the first call).
+
+    :param netns: run it inside this named network namespace; ``None``
+        keeps the namespace already set (see :func:`set_netns`).
+    :param method: ``ROOTWRAP`` runs the helper command; ``FORK`` forks
+        the caller (already privileged, never inside another namespace).
+    :raises InvalidField: a bad namespace name, or FORK with a namespace.
+    :raises PrivilegedHelperFailed: the daemon did not start.
+    """
+    if netns is not None:
+        set_netns(netns)
+    if vif_plug_dyn_pctxt.netns is not None and \
+            method is not priv_context.Method.ROOTWRAP:
+        raise exception.InvalidField(
+            field='method', value=method.name,
+            reason='a daemon in a network namespace needs ROOTWRAP')
+    try:
+        vif_plug_dyn_pctxt.start(method)
+    except Exception as exc:
+        vif_plug_dyn_pctxt.channel = None
+        raise exception.PrivilegedHelperFailed(operation='start',
+                                               reason=str(exc))
+
+
+def set_netns(netns: str | None) -> None:
+    """Choose the namespace the next daemon starts in.
+
+    Does not move a running daemon: :func:`stop` it first (or use
+    :func:`restart`).
+
+    :raises InvalidField: a bad namespace name.
+    """
+    vif_plug_dyn_pctxt.netns = (None if netns is None
+                                else validate.netns_name(netns))
+
+
+def stop(timeout: float = 10.0) -> None:
+    """Stop the daemon and wait until it has exited.
+
+    Closing the channel makes the daemon leave its loop; waiting matters
+    because a namespace (and every device in it) lives as long as a
+    process is inside it.
+
+    :param timeout: seconds to wait before sending SIGTERM to the daemon
+        (the process this library started, by its PID).
+    """
+    pid = None
+    if running():
+        from vif_plug_dyn.privsep import linux_net
+        try:
+            pid = int(linux_net.daemon_info()['pid'])
+        except Exception:  # noqa: BLE001 - stopping must not fail here
+            pid = None
+    vif_plug_dyn_pctxt.stop()
+    if pid is None:
+        return
+    if not _wait_gone(pid, timeout):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        _wait_gone(pid, timeout)
+
+
+def restart(netns: str | None) -> None:
+    """Stop the daemon and start a new one in ``netns``."""
+    stop()
+    set_netns(netns)
+    start()
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.01)
+    return not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open('/proc/%d/stat' % pid, encoding='ascii') as handle:
+            # NOTE(vpd): a zombie has already left its namespaces.
+            return handle.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ESRCH):
+            return False
+        raise

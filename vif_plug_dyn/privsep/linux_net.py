@@ -1,0 +1,133 @@
+"""The privileged entrypoints: primitives in, primitives out.
+
+Each entrypoint validates its arguments again (the daemon does not trust
+its caller) and does one thing. :func:`apply` is the one to use: a whole
+list of operations in one call. :func:`apply_one` is the same for a single
+operation and raises its error instead of returning it.
+"""
+
+import os
+import re
+from typing import Any
+
+from vif_plug_dyn import exception
+from vif_plug_dyn import validate
+from vif_plug_dyn.privsep import batch
+from vif_plug_dyn.privsep import netlink
+from vif_plug_dyn.privsep import nlmsg
+from vif_plug_dyn.privsep import ops as ops_mod
+from vif_plug_dyn.privsep import vif_plug_dyn_pctxt
+
+_KIND_RE = re.compile(r'^[a-z0-9_]{1,16}$')
+
+
+@vif_plug_dyn_pctxt.entrypoint
+def apply(ops: list[dict[str, Any]],
+          stop_on_error: bool = True) -> list[dict[str, Any]]:
+    """Apply a batch of operations over one netlink socket.
+
+    :param ops: operations built by :mod:`vif_plug_dyn.privsep.ops`.
+    :param stop_on_error: stop at the first error and roll back what the
+        batch created; ``False`` applies everything it can.
+    :returns: one result per operation (see :mod:`.batch`).
+    :raises InvalidField: an operation is malformed (nothing applied).
+    """
+    checked = ops_mod.validate_batch(ops)
+    if not isinstance(stop_on_error, bool):
+        raise exception.InvalidField(field='stop_on_error',
+                                     value=stop_on_error,
+                                     reason='must be true or false')
+    return batch.apply(checked, stop_on_error)
+
+
+@vif_plug_dyn_pctxt.entrypoint
+def apply_one(op: dict[str, Any]) -> dict[str, Any]:
+    """Apply one operation.
+
+    :returns: its result.
+    :raises VifPlugDynException: the typed error of the operation.
+    """
+    checked = ops_mod.validate_op(op)
+    result = batch.apply([checked], True)[0]
+    error = ops_mod.error_from_result(result)
+    if error is not None:
+        raise error
+    return result
+
+
+@vif_plug_dyn_pctxt.entrypoint
+def get_link(name: str) -> dict[str, Any]:
+    """Describe one device.
+
+    :raises DeviceNotFound: no such device.
+    """
+    name = validate.ifname(name)
+    with _socket() as sock:
+        _cookie, err, text, payload = sock.request(
+            lambda seq: nlmsg.getlink(seq, name))
+    if err in netlink.NO_DEVICE:
+        raise exception.DeviceNotFound(device=name)
+    if err or payload is None:
+        raise batch.kernel_error('getlink', name, err, text)
+    return _describe(nlmsg.parse_link(payload, 0, len(payload)))
+
+
+@vif_plug_dyn_pctxt.entrypoint
+def list_links(master: str | None = None,
+               kind: str | None = None) -> list[dict[str, Any]]:
+    """List devices, filtered by the kernel.
+
+    :param master: only the ports of this device.
+    :param kind: only devices of this rtnl kind (``tun``, ``bridge``...).
+    :raises DeviceNotFound: ``master`` does not exist.
+    """
+    if kind is not None and (not isinstance(kind, str) or
+                             not _KIND_RE.match(kind)):
+        raise exception.InvalidField(field='kind', value=kind,
+                                     reason='expected a link kind such as '
+                                            'tun or bridge')
+    with _socket() as sock:
+        master_index = None
+        if master is not None:
+            name = validate.ifname(master, 'master')
+            _c, err, text, payload = sock.request(
+                lambda seq: nlmsg.getlink(seq, name))
+            if err in netlink.NO_DEVICE:
+                raise exception.DeviceNotFound(device=name)
+            if err or payload is None:
+                raise batch.kernel_error('getlink', name, err, text)
+            master_index = nlmsg.parse_link(payload, 0, len(payload))['index']
+        try:
+            found = sock.dump(lambda seq: nlmsg.dumplinks(
+                seq, master=master_index, kind=kind))
+        except OSError as exc:
+            raise batch.kernel_error('dump links', master or kind or 'all',
+                                     exc.errno or 0, exc.strerror)
+    return [_describe(nlmsg.parse_link(p, 0, len(p))) for p in found]
+
+
+@vif_plug_dyn_pctxt.entrypoint
+def daemon_info() -> dict[str, Any]:
+    """Who and where the daemon is: its PID and network namespace inode
+    (tests check it runs where it was asked to)."""
+    return {'pid': os.getpid(),
+            'netns_inode': os.stat('/proc/self/ns/net').st_ino}
+
+
+def _socket() -> netlink.RtnlSocket:
+    try:
+        return netlink.RtnlSocket()
+    except OSError as exc:
+        raise batch.kernel_error('socket', 'netlink', exc.errno or 0,
+                                 exc.strerror)
+
+
+def _describe(info: dict[str, Any]) -> dict[str, Any]:
+    owned, owner_tag = ops_mod.parse_alias(info['alias'])
+    return {'name': info['name'], 'index': info['index'],
+            'kind': info['kind'], 'mtu': info['mtu'], 'mac': info['mac'],
+            'up': bool(info['flags'] & nlmsg.IFF_UP),
+            'carrier': bool(info['flags'] & nlmsg.IFF_LOWER_UP),
+            'master_index': info['master'], 'link_index': info['link'],
+            'group': info['group'], 'alias': info['alias'],
+            'owned': owned, 'tag': owner_tag}

@@ -1,0 +1,553 @@
+"""Operations the privileged helper applies, as primitive dicts.
+
+An operation is a plain ``dict`` with an ``op`` key naming what to do and
+the fields that operation takes — only strings, integers, booleans, lists
+and ``None``, so it crosses the oslo.privsep channel unchanged. The
+builders here (:func:`create_tap`, :func:`set_master`, :func:`delete`...)
+validate on the unprivileged side; :func:`validate_op` runs the same rules
+again inside the daemon, which must not trust its caller.
+
+Ownership: every device an operation creates is marked with the interface
+alias ``vif_plug_dyn`` or ``vif_plug_dyn:<tag>`` (see :func:`alias_for`).
+Only marked devices may be deleted or reconfigured.
+"""
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from vif_plug_dyn import exception
+from vif_plug_dyn import validate
+
+#: Interface alias prefix marking a device as created by vif_plug_dyn.
+ALIAS_PREFIX = 'vif_plug_dyn'
+#: Longest batch one privileged call accepts.
+MAX_OPS = 100000
+#: Bonding modes accepted by :func:`create_bond`, with their kernel values.
+BOND_MODES = {'balance-rr': 0, 'active-backup': 1, 'balance-xor': 2,
+              'broadcast': 3, '802.3ad': 4, 'balance-tlb': 5,
+              'balance-alb': 6}
+#: Queueing disciplines a redirect can hang its filters on.
+REDIRECT_QDISCS = ('clsact', 'ingress')
+
+# NOTE(vpd): the tag ends up in IFLA_IFALIAS (at most 255 bytes) and in
+# log lines; a port UUID or a network name must fit, control characters
+# and spaces must not.
+_TAG_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}$')
+
+_REQUIRED = object()
+
+Validator = Callable[[Any, str], Any]
+
+
+def _fail(field: str, value: Any, reason: str) -> exception.InvalidField:
+    return exception.InvalidField(field=field, value=value, reason=reason)
+
+
+def check_tag(value: Any, field: str = 'tag') -> str:
+    """Validate an owner tag (1-128 characters, no spaces or controls).
+
+    :param value: the candidate tag.
+    :param field: the field name reported on error.
+    :returns: the tag.
+    :raises InvalidField: not a string or with other characters than
+        letters, digits, ``_ . : @ -``.
+    """
+    if not isinstance(value, str) or not _TAG_RE.match(value):
+        raise _fail(field, value, '1-128 letters, digits, "_", ".", ":", '
+                                  '"@" or "-", starting with a letter or '
+                                  'digit')
+    return value
+
+
+def alias_for(owner_tag: str | None) -> str:
+    """Return the interface alias marking a device as ours.
+
+    :param owner_tag: an optional tag (already validated).
+    :returns: ``vif_plug_dyn`` or ``vif_plug_dyn:<tag>``.
+    """
+    return ALIAS_PREFIX if owner_tag is None else '%s:%s' % (ALIAS_PREFIX,
+                                                            owner_tag)
+
+
+def parse_alias(alias: str | None) -> tuple[bool, str | None]:
+    """Tell whether an interface alias marks a device as ours.
+
+    :param alias: the device's IFLA_IFALIAS, or ``None``.
+    :returns: ``(owned, tag)``; ``tag`` is ``None`` when untagged.
+    """
+    if alias == ALIAS_PREFIX:
+        return True, None
+    if alias and alias.startswith(ALIAS_PREFIX + ':'):
+        return True, alias[len(ALIAS_PREFIX) + 1:]
+    return False, None
+
+
+def _boolean(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(field, value, 'must be true or false')
+    return value
+
+
+def _u32(value: Any, field: str, low: int = 0,
+         high: int = 2 ** 32 - 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(field, value, 'must be an integer')
+    if not low <= value <= high:
+        raise _fail(field, value, 'must be between %d and %d' % (low, high))
+    return value
+
+
+def _link_group(value: Any, field: str) -> int:
+    return _u32(value, field)
+
+
+def _uid(value: Any, field: str) -> int:
+    # NOTE(vpd): (uid_t)-1 means "no owner" to the kernel; refuse it.
+    return _u32(value, field, 0, 2 ** 32 - 2)
+
+
+def _vf_index(value: Any, field: str) -> int:
+    return _u32(value, field, 0, 65535)
+
+
+def _vf_vlan(value: Any, field: str) -> int:
+    # NOTE(vpd): 0 clears the VF's VLAN; otherwise an 802.1Q id.
+    if value == 0 and not isinstance(value, bool):
+        return 0
+    return validate.vlan(value, field)
+
+
+def _vf_qos(value: Any, field: str) -> int:
+    return _u32(value, field, 0, 7)
+
+
+def _vf_mac(value: Any, field: str) -> str:
+    # NOTE(vpd): the all-zero address is how a VF's MAC is cleared.
+    if isinstance(value, str) and value == '00:00:00:00:00:00':
+        return value
+    return validate.mac(value, field)
+
+
+def _miimon(value: Any, field: str) -> int:
+    return _u32(value, field, 0, 60000)
+
+
+def _bond_mode(value: Any, field: str) -> str:
+    return validate.one_of(value, field, tuple(BOND_MODES))
+
+
+def _redirect_qdisc(value: Any, field: str) -> str:
+    return validate.one_of(value, field, REDIRECT_QDISCS)
+
+
+def _ifnames(value: Any, field: str) -> list[str]:
+    if isinstance(value, (str, bytes)) or not isinstance(
+            value, (list, tuple)):
+        raise _fail(field, value, 'must be a list of interface names')
+    if not value:
+        raise _fail(field, value, 'must not be empty')
+    if len(value) > MAX_OPS:
+        raise _fail(field, '<%d names>' % len(value),
+                    'more than %d names' % MAX_OPS)
+    names = [validate.ifname(v, '%s[%d]' % (field, i))
+             for i, v in enumerate(value)]
+    if len(set(names)) != len(names):
+        raise _fail(field, value, 'names must be unique')
+    return names
+
+
+_DEVICE_FIELDS: dict[str, tuple[Validator, Any]] = {
+    'name': (validate.ifname, _REQUIRED),
+    'mtu': (validate.mtu, None),
+    'mac': (validate.mac, None),
+    'up': (_boolean, True),
+    'tag': (check_tag, None),
+    'group': (_link_group, None),
+}
+_LOWER_FIELDS: dict[str, tuple[Validator, Any]] = {
+    'lower': (validate.ifname, _REQUIRED),
+}
+
+#: Every operation: its fields, each with a validator and a default
+#: (``_REQUIRED`` when the field must be given).
+SCHEMAS: dict[str, dict[str, tuple[Validator, Any]]] = {
+    'create_bridge': dict(_DEVICE_FIELDS),
+    'create_tap': {**_DEVICE_FIELDS,
+                   'master': (validate.ifname, None),
+                   'owner': (_uid, None),
+                   'owner_group': (_uid, None),
+                   'multi_queue': (_boolean, False)},
+    'create_veth': {**_DEVICE_FIELDS,
+                    'peer': (validate.ifname, _REQUIRED),
+                    'peer_mac': (validate.mac, None),
+                    'master': (validate.ifname, None),
+                    'peer_master': (validate.ifname, None)},
+    'create_macvtap': {**_DEVICE_FIELDS, **_LOWER_FIELDS,
+                       'mode': (validate.macvtap_mode, 'bridge')},
+    'create_macvlan': {**_DEVICE_FIELDS, **_LOWER_FIELDS,
+                       'mode': (validate.macvtap_mode, 'bridge')},
+    'create_vlan': {**_DEVICE_FIELDS, **_LOWER_FIELDS,
+                    'vlan_id': (validate.vlan, _REQUIRED)},
+    'create_bond': {**_DEVICE_FIELDS,
+                    'mode': (_bond_mode, 'active-backup'),
+                    'miimon': (_miimon, None)},
+    'set_link': {'name': (validate.ifname, _REQUIRED),
+                 'up': (_boolean, None),
+                 'mtu': (validate.mtu, None),
+                 'mac': (validate.mac, None),
+                 'master': (validate.ifname, None),
+                 'nomaster': (_boolean, False),
+                 'group': (_link_group, None),
+                 'tag': (check_tag, None)},
+    'delete': {'names': (_ifnames, _REQUIRED),
+               'missing_ok': (_boolean, True)},
+    'redirect': {'name': (validate.ifname, _REQUIRED),
+                 'peer': (validate.ifname, _REQUIRED),
+                 'qdisc': (_redirect_qdisc, 'clsact')},
+    'unredirect': {'name': (validate.ifname, _REQUIRED),
+                   'peer': (validate.ifname, _REQUIRED),
+                   'qdisc': (_redirect_qdisc, 'clsact')},
+    'set_vf': {'pf': (validate.ifname, _REQUIRED),
+               'vf': (_vf_index, _REQUIRED),
+               'mac': (_vf_mac, None),
+               'vlan': (_vf_vlan, None),
+               'qos': (_vf_qos, None),
+               'trust': (_boolean, None),
+               'spoofchk': (_boolean, None)},
+}
+
+#: Operations that create a device named by their ``name`` field.
+CREATE_OPS = frozenset(k for k in SCHEMAS if k.startswith('create_'))
+
+
+def validate_op(op: Any, field: str = 'op') -> dict[str, Any]:
+    """Check one operation and return it normalised, defaults filled in.
+
+    :param op: the candidate operation (a mapping with an ``op`` key).
+    :param field: how to name the operation in errors (``ops[3]``...).
+    :returns: a new dict with every field of that operation.
+    :raises InvalidField: unknown operation, unknown or missing field, or
+        a field value its validator refuses.
+    """
+    if not isinstance(op, Mapping):
+        raise _fail(field, op, 'an operation must be a dict')
+    kind = op.get('op')
+    schema = SCHEMAS.get(kind) if isinstance(kind, str) else None
+    if schema is None:
+        raise _fail(field + '.op', kind, 'unknown operation; expected one '
+                                        'of %s' % ', '.join(sorted(SCHEMAS)))
+    unknown = sorted(str(k) for k in op if k != 'op' and k not in schema)
+    if unknown:
+        raise _fail(field, kind, 'unknown field(s) %s' % ', '.join(unknown))
+    out: dict[str, Any] = {'op': kind}
+    for name, (check, default) in schema.items():
+        value = op.get(name)
+        if value is None:
+            if default is _REQUIRED:
+                raise _fail('%s.%s' % (field, name), None,
+                            'is required by %s' % kind)
+            out[name] = default
+            continue
+        try:
+            out[name] = check(value, name)
+        except exception.InvalidField as exc:
+            # NOTE(vpd): the full field path is only built on error: a
+            # batch of 1000 taps is validated twice per call.
+            raise _fail('%s.%s' % (field, exc.kwargs.get('field', name)),
+                        exc.kwargs.get('value', value),
+                        exc.kwargs.get('reason', str(exc)))
+    _check_relations(out, field)
+    return out
+
+
+def _check_relations(op: dict[str, Any], field: str) -> None:
+    kind = op['op']
+    if kind == 'set_link':
+        if op['master'] is not None and op['nomaster']:
+            raise _fail(field + '.nomaster', True,
+                        'cannot be combined with master')
+        changes = ('up', 'mtu', 'mac', 'master', 'group', 'tag')
+        if not op['nomaster'] and all(op[k] is None for k in changes):
+            raise _fail(field, kind, 'changes nothing')
+    if kind in ('create_veth', 'redirect', 'unredirect') and \
+            op['peer'] == op['name']:
+        raise _fail(field + '.peer', op['peer'], 'must differ from name')
+    if kind == 'create_veth' and op['peer_master'] is not None and \
+            op['peer_master'] in (op['name'], op['peer']):
+        raise _fail(field + '.peer_master', op['peer_master'],
+                    'must be another device')
+    if kind in CREATE_OPS and op.get('master') == op['name']:
+        raise _fail(field + '.master', op['master'], 'must be another '
+                                                    'device')
+    if kind in CREATE_OPS and op.get('lower') == op['name']:
+        raise _fail(field + '.lower', op['lower'], 'must be another device')
+    if kind == 'set_link' and op['master'] == op['name']:
+        raise _fail(field + '.master', op['master'], 'must be another '
+                                                    'device')
+    if kind == 'set_vf' and all(op[k] is None for k in (
+            'mac', 'vlan', 'qos', 'trust', 'spoofchk')):
+        raise _fail(field, kind, 'changes nothing')
+    if kind == 'set_vf' and op['qos'] is not None and op['vlan'] is None:
+        raise _fail(field + '.qos', op['qos'], 'needs vlan')
+
+
+def validate_batch(ops: Any) -> list[dict[str, Any]]:
+    """Check a whole batch; nothing is applied when one operation is bad.
+
+    :param ops: a list of operations.
+    :returns: the normalised operations.
+    :raises InvalidField: not a list, empty, too long, or one operation
+        invalid (the field names its index, e.g. ``ops[3].mtu``).
+    """
+    if isinstance(ops, (str, bytes, Mapping)) or not isinstance(
+            ops, (list, tuple)):
+        raise _fail('ops', ops, 'must be a list of operations')
+    if not ops:
+        raise _fail('ops', ops, 'must not be empty')
+    if len(ops) > MAX_OPS:
+        raise _fail('ops', '<%d operations>' % len(ops),
+                    'more than %d operations' % MAX_OPS)
+    return [validate_op(op, 'ops[%d]' % i) for i, op in enumerate(ops)]
+
+
+# --- builders ---------------------------------------------------------------
+
+def _build(kind: str, **fields: Any) -> dict[str, Any]:
+    return validate_op(dict(fields, op=kind))
+
+
+def create_bridge(name: str, *, mtu: int | None = None,
+                  mac: str | None = None, up: bool = True,
+                  tag: str | None = None,
+                  group: int | None = None) -> dict[str, Any]:
+    """A Linux bridge with forward delay 0 and STP off.
+
+    :param name: the bridge's name.
+    :param mtu: its MTU (kernel default when ``None``).
+    :param mac: its MAC address.
+    :param up: bring it up.
+    :param tag: owner tag written into its alias.
+    :param group: a link group to put it in.
+    :raises InvalidField: a bad value.
+    """
+    return _build('create_bridge', name=name, mtu=mtu, mac=mac, up=up,
+                  tag=tag, group=group)
+
+
+def create_tap(name: str, *, mtu: int | None = None, mac: str | None = None,
+               master: str | None = None, up: bool = True,
+               tag: str | None = None, group: int | None = None,
+               owner: int | None = None, owner_group: int | None = None,
+               multi_queue: bool = False) -> dict[str, Any]:
+    """A persistent tap device, optionally enslaved to ``master``.
+
+    :param name: the tap's name.
+    :param mtu: its MTU.
+    :param mac: its MAC address.
+    :param master: a bridge (ours or an operator's) to enslave it to.
+    :param up: bring it up.
+    :param tag: owner tag written into its alias.
+    :param group: a link group to put it in.
+    :param owner: the user id allowed to open it (like ``ip tuntap ...
+        user``).
+    :param owner_group: the group id allowed to open it.
+    :param multi_queue: create it with IFF_MULTI_QUEUE.
+    :raises InvalidField: a bad value.
+    """
+    return _build('create_tap', name=name, mtu=mtu, mac=mac, master=master,
+                  up=up, tag=tag, group=group, owner=owner,
+                  owner_group=owner_group, multi_queue=multi_queue)
+
+
+def create_veth(name: str, peer: str, *, mtu: int | None = None,
+                mac: str | None = None, peer_mac: str | None = None,
+                master: str | None = None, peer_master: str | None = None,
+                up: bool = True, tag: str | None = None,
+                group: int | None = None) -> dict[str, Any]:
+    """A veth pair; both ends are marked as ours.
+
+    :param name: the first end.
+    :param peer: the second end.
+    :param master: a bridge for the first end.
+    :param peer_master: a bridge for the second end.
+    :raises InvalidField: a bad value.
+    """
+    return _build('create_veth', name=name, peer=peer, mtu=mtu, mac=mac,
+                  peer_mac=peer_mac, master=master, peer_master=peer_master,
+                  up=up, tag=tag, group=group)
+
+
+def create_macvtap(name: str, lower: str, *, mode: str = 'bridge',
+                   mtu: int | None = None, mac: str | None = None,
+                   up: bool = True, tag: str | None = None,
+                   group: int | None = None) -> dict[str, Any]:
+    """A macvtap on ``lower``; its ``/dev/tapN`` node is made if missing.
+
+    :param mode: ``vepa``, ``bridge``, ``private`` or ``passthrough``.
+    :raises InvalidField: a bad value.
+    """
+    return _build('create_macvtap', name=name, lower=lower, mode=mode,
+                  mtu=mtu, mac=mac, up=up, tag=tag, group=group)
+
+
+def create_macvlan(name: str, lower: str, *, mode: str = 'bridge',
+                   mtu: int | None = None, mac: str | None = None,
+                   up: bool = True, tag: str | None = None,
+                   group: int | None = None) -> dict[str, Any]:
+    """A macvlan on ``lower``.
+
+    :param mode: ``vepa``, ``bridge``, ``private`` or ``passthrough``.
+    :raises InvalidField: a bad value.
+    """
+    return _build('create_macvlan', name=name, lower=lower, mode=mode,
+                  mtu=mtu, mac=mac, up=up, tag=tag, group=group)
+
+
+def create_vlan(name: str, lower: str, vlan_id: int, *,
+                mtu: int | None = None, mac: str | None = None,
+                up: bool = True, tag: str | None = None,
+                group: int | None = None) -> dict[str, Any]:
+    """An 802.1Q VLAN device on ``lower``.
+
+    :raises InvalidField: a bad value.
+    """
+    return _build('create_vlan', name=name, lower=lower, vlan_id=vlan_id,
+                  mtu=mtu, mac=mac, up=up, tag=tag, group=group)
+
+
+def create_bond(name: str, *, mode: str = 'active-backup',
+                miimon: int | None = None, mtu: int | None = None,
+                mac: str | None = None, up: bool = True,
+                tag: str | None = None,
+                group: int | None = None) -> dict[str, Any]:
+    """A bonding device.
+
+    :param mode: one of :data:`BOND_MODES`.
+    :param miimon: link monitoring interval in milliseconds.
+    :raises InvalidField: a bad value.
+    """
+    return _build('create_bond', name=name, mode=mode, miimon=miimon,
+                  mtu=mtu, mac=mac, up=up, tag=tag, group=group)
+
+
+def set_link(name: str, *, up: bool | None = None, mtu: int | None = None,
+             mac: str | None = None, master: str | None = None,
+             nomaster: bool = False, group: int | None = None,
+             tag: str | None = None) -> dict[str, Any]:
+    """Change attributes of a device we own, in one netlink request.
+
+    :param up: bring it up (``True``) or down (``False``).
+    :param master: a bridge to enslave it to (an operator's is fine).
+    :param nomaster: release it from its master.
+    :param tag: rewrite its owner tag.
+    :raises InvalidField: a bad value, or nothing to change.
+    """
+    return _build('set_link', name=name, up=up, mtu=mtu, mac=mac,
+                  master=master, nomaster=nomaster, group=group, tag=tag)
+
+
+def set_state(name: str, up: bool) -> dict[str, Any]:
+    """Bring a device we own up or down."""
+    return set_link(name, up=up)
+
+
+def set_mtu(name: str, mtu: int) -> dict[str, Any]:
+    """Set the MTU of a device we own."""
+    return set_link(name, mtu=mtu)
+
+
+def set_mac(name: str, mac: str) -> dict[str, Any]:
+    """Set the MAC address of a device we own."""
+    return set_link(name, mac=mac)
+
+
+def set_master(name: str, master: str) -> dict[str, Any]:
+    """Enslave a device we own to ``master`` (ours or an operator's)."""
+    return set_link(name, master=master)
+
+
+def set_nomaster(name: str) -> dict[str, Any]:
+    """Release a device we own from its master."""
+    return set_link(name, nomaster=True)
+
+
+def set_alias(name: str, tag: str) -> dict[str, Any]:
+    """Rewrite the owner tag in the alias of a device we own."""
+    return set_link(name, tag=tag)
+
+
+def set_group(name: str, group: int) -> dict[str, Any]:
+    """Put a device we own in link group ``group``."""
+    return set_link(name, group=group)
+
+
+def delete(names: Iterable[str] | str,
+           missing_ok: bool = True) -> dict[str, Any]:
+    """Delete devices we own, all together (one link-group delete).
+
+    :param names: one name or several.
+    :param missing_ok: a device already gone is not an error.
+    :raises InvalidField: a bad or repeated name.
+    """
+    listed = [names] if isinstance(names, str) else list(names)
+    return _build('delete', names=listed, missing_ok=missing_ok)
+
+
+def redirect(name: str, peer: str, qdisc: str = 'clsact') -> dict[str, Any]:
+    """Steer every frame between two devices we own, both directions.
+
+    Each device gets a ``qdisc`` (clsact or ingress) and a u32 match-all
+    filter on its ingress with a mirred egress redirect to the other; an
+    existing qdisc of ours on them is replaced.
+
+    :raises InvalidField: a bad value.
+    """
+    return _build('redirect', name=name, peer=peer, qdisc=qdisc)
+
+
+def unredirect(name: str, peer: str,
+               qdisc: str = 'clsact') -> dict[str, Any]:
+    """Remove what :func:`redirect` set up (gone is fine)."""
+    return _build('unredirect', name=name, peer=peer, qdisc=qdisc)
+
+
+def set_vf(pf: str, vf: int, *, mac: str | None = None,
+           vlan: int | None = None, qos: int | None = None,
+           trust: bool | None = None,
+           spoofchk: bool | None = None) -> dict[str, Any]:
+    """Configure an SR-IOV virtual function through its physical function.
+
+    The PF is the operator's; only the VF's settings change.
+
+    :param vlan: VLAN id, 0 to clear.
+    :param mac: MAC address, all zeros to clear.
+    :raises InvalidField: a bad value, or nothing to change.
+    """
+    return _build('set_vf', pf=pf, vf=vf, mac=mac, vlan=vlan, qos=qos,
+                  trust=trust, spoofchk=spoofchk)
+
+
+# --- results ----------------------------------------------------------------
+
+#: Result statuses: applied; refused or failed; not attempted (an earlier
+#: operation failed in a stop-at-first-error batch); applied then undone.
+OK, ERROR, SKIPPED, ROLLED_BACK = 'ok', 'error', 'skipped', 'rolled_back'
+
+
+def error_from_result(result: Mapping[str, Any]
+                      ) -> exception.VifPlugDynException | None:
+    """Rebuild the typed exception a failed operation reported.
+
+    :param result: one entry of what a batch returned.
+    :returns: the exception (not raised), or ``None`` when the operation
+        did not fail.
+    """
+    err = result.get('error')
+    if not err:
+        return None
+    cls = getattr(exception, str(err.get('type')), None)
+    if not (isinstance(cls, type) and
+            issubclass(cls, exception.VifPlugDynException)):
+        cls = exception.VifPlugDynException
+    return cls(err.get('message'), dict(err.get('kwargs') or {}))
