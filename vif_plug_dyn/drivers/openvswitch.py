@@ -26,7 +26,6 @@ from vif_plug_dyn import ovsdb
 from vif_plug_dyn import ports
 from vif_plug_dyn.drivers import base
 from vif_plug_dyn.drivers import taps
-from vif_plug_dyn.privsep import ops
 
 #: external_ids key marking bridges the library created.
 OWNER_KEY = 'vif_plug_dyn-network'
