@@ -99,9 +99,8 @@ class BridgeDriver(base.NetworkDriver):
                       for r in requests]
             # NOTE(vpd): one privileged call, all or nothing: the helper
             # removes what this batch created if any operation fails.
-            self.host.run(batch)
-        self.context.ledger.record_devices(taps.tap_records(requests,
-                                                            network))
+            taps.build(self.host, self.context.ledger, batch,
+                       taps.tap_records(requests, network))
         made: list[endpoints.Endpoint] = []
         for request in requests:
             fields = taps.common_fields(request, network)

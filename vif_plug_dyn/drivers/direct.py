@@ -92,8 +92,8 @@ class DirectDriver(base.NetworkDriver):
                     if connect and lower in present:
                         batch += self._steer_ops(request.port, network,
                                                  lower)
-                self.host.run(batch)
-                ledger.record_devices(self._records(requests, network))
+                taps.build(self.host, ledger, batch,
+                           self._records(requests, network))
         except BaseException:
             for request in requests:
                 ledger.release(request.port.port_id, network.name)
@@ -163,9 +163,9 @@ class DirectDriver(base.NetworkDriver):
                                require_present=False)
         try:
             if lower in present:
-                self.host.run(self._steer_ops(port, network, lower))
-                self.context.ledger.record_devices(
-                    self._records([request], network)[1:])
+                taps.build(self.host, self.context.ledger,
+                           self._steer_ops(port, network, lower),
+                           self._records([request], network)[1:])
         except BaseException:
             self.context.ledger.release(endpoint.port_id, network.name)
             raise

@@ -101,8 +101,10 @@ class OpenVSwitchDriver(base.NetworkDriver):
         with self._lock:
             self._ensure_bridge(network)
             if endpoint_type == endpoints.ETHERNET:
-                self.host.run([taps.create_tap_op(r, network)
-                               for r in requests])
+                taps.build(self.host, self.context.ledger,
+                           [taps.create_tap_op(r, network)
+                            for r in requests],
+                           taps.tap_records(requests, network))
                 try:
                     if connect:
                         self.db.add_ports(
@@ -110,10 +112,10 @@ class OpenVSwitchDriver(base.NetworkDriver):
                                      for r in requests],
                             tag=network.vlan, wait=self._wait)
                 except BaseException:
-                    self.host.delete([r.port.tap_name for r in requests])
+                    names = [r.port.tap_name for r in requests]
+                    self.host.delete(names, missing_ok=True)
+                    self.context.ledger.forget_devices(names)
                     raise
-                self.context.ledger.record_devices(
-                    taps.tap_records(requests, network))
         made: list[endpoints.Endpoint] = []
         for request in requests:
             fields = taps.common_fields(request, network)

@@ -58,6 +58,24 @@ def common_fields(request: ports.EndpointRequest,
                 mtu=network.mtu or port.mtu, queues=queues(request))
 
 
+def build(host: Any, ledger: ledger_mod.Ledger, batch: list[dict[str, Any]],
+          records: list[ledger_mod.DeviceRecord]) -> None:
+    """Run a creating batch and record the devices it made, all or nothing.
+
+    The helper already undoes a batch that fails half way; this also
+    removes the devices again when recording them fails, so nothing is
+    ever left on the host that the ledger does not know.
+    """
+    host.run(batch)
+    try:
+        ledger.record_devices(records)
+    except BaseException:
+        created = [op['name'] for op in batch
+                   if op['op'].startswith('create_')]
+        host.delete(created, missing_ok=True)
+        raise
+
+
 def tap_of(endpoint: endpoints.Endpoint) -> str | None:
     """The tap of a tap-based endpoint, or ``None``."""
     return getattr(endpoint, 'tap', None)

@@ -2,7 +2,8 @@
 
 Run inside the tap's namespace (the tap is found by name there)::
 
-    ip netns exec NS python3 -m vif_plug_dyn.tests.functional.harness.tapguest \
+    ip netns exec NS python3 -m \
+        vif_plug_dyn.tests.functional.harness.tapguest \
         --tap vpd0123 --mac 52:54:00:00:00:01 --ip 192.0.2.10
 
 It attaches to the existing tap exactly as QEMU does (TUNSETIFF on
