@@ -120,3 +120,37 @@ def test_traffic_through_the_bridge(host, manager):
         assert not fixtures.ping(host, '192.0.2.10', count=1)
         manager.connect(port.port_id)
         assert fixtures.ping(host, '192.0.2.10')
+
+
+class _Injected(Exception):
+    pass
+
+
+@pytest.mark.parametrize('step', ['negotiate', 'batch', 'record'])
+def test_rollback_at_each_step(host, manager, monkeypatch, step):
+    from vif_plug_dyn import ledger as ledger_mod
+    before = set(fixtures.links(host))
+    batch = [_port(n=n) for n in range(3)]
+    accepted = ['ethernet']
+    expected = _Injected
+    if step == 'negotiate':
+        accepted, expected = ['hostdev'], exception.NoMatchingEndpointType
+    elif step == 'batch':
+        # A foreign device squats the third port's tap name: the kernel
+        # refuses it after the bridge and two taps were made.
+        host.run(['ip', 'link', 'add', batch[2].tap_name, 'type', 'bridge'])
+        before.add(batch[2].tap_name)
+        expected = exception.NetlinkOperationFailed
+    else:
+        def fail(*args, **kwargs):
+            raise _Injected()
+        monkeypatch.setattr(ledger_mod.Ledger, 'record_devices', fail)
+    try:
+        with pytest.raises(expected):
+            manager.request_endpoints(batch, accepted)
+        assert set(fixtures.links(host)) == before
+        assert manager.ledger.list_ports() == []
+        assert manager.ledger.devices() == []
+    finally:
+        if step == 'batch':
+            host.run(['ip', 'link', 'del', batch[2].tap_name])
