@@ -100,22 +100,15 @@ class OpenVSwitchDriver(base.NetworkDriver):
         bridge = str(network.bridge)
         with self._lock:
             self._ensure_bridge(network)
-            if endpoint_type == endpoints.ETHERNET:
-                taps.build(self.host, self.context.ledger,
-                           [taps.create_tap_op(r, network)
-                            for r in requests],
-                           taps.tap_records(requests, network))
-                try:
-                    if connect:
-                        self.db.add_ports(
-                            bridge, [self._port_spec(r.port)
-                                     for r in requests],
-                            tag=network.vlan, wait=self._wait)
-                except BaseException:
-                    names = [r.port.tap_name for r in requests]
-                    self.host.delete(names, missing_ok=True)
-                    self.context.ledger.forget_devices(names)
-                    raise
+            try:
+                if endpoint_type == endpoints.ETHERNET:
+                    self._make_taps(requests, network, connect)
+            except BaseException:
+                # NOTE(vpd): a bridge this call created goes again, so a
+                # failed first request leaves the switch as it found it.
+                self._remove_bridge_if_unused(
+                    network, {r.port.port_id for r in requests})
+                raise
         made: list[endpoints.Endpoint] = []
         for request in requests:
             fields = taps.common_fields(request, network)
@@ -129,6 +122,23 @@ class OpenVSwitchDriver(base.NetworkDriver):
                         type='openvswitch',
                         interface_id=request.port.port_id), **fields))
         return made
+
+    def _make_taps(self, requests: list[ports.EndpointRequest],
+                   network: networks.Network, connect: bool) -> None:
+        taps.build(self.host, self.context.ledger,
+                   [taps.create_tap_op(r, network) for r in requests],
+                   taps.tap_records(requests, network))
+        try:
+            if connect:
+                self.db.add_ports(
+                    str(network.bridge),
+                    [self._port_spec(r.port) for r in requests],
+                    tag=network.vlan, wait=self._wait)
+        except BaseException:
+            names = [r.port.tap_name for r in requests]
+            self.host.delete(names, missing_ok=True)
+            self.context.ledger.forget_devices(names)
+            raise
 
     def delete_endpoints(self, endpoints_: list[endpoints.Endpoint],
                          network: networks.Network) -> None:

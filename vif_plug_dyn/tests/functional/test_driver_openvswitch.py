@@ -128,3 +128,19 @@ def test_traffic_and_a_move_from_a_linux_bridge(switch, manager):
         finally:
             ovs.vsctl('--if-exists', 'del-port', 'br-green', 'ovsup')
             ns.run(['ip', 'link', 'del', 'ovsup'], check=False)
+
+
+def test_rollback_when_the_database_refuses(switch, manager, monkeypatch):
+    from vif_plug_dyn import ovsdb
+
+    def refuse(*args, **kwargs):
+        raise ovsdb.OvsdbError('constraint violation', 'injected')
+    ns, ovs = switch
+    before = set(fixtures.links(ns))
+    monkeypatch.setattr(ovsdb.OvsdbClient, 'add_ports', refuse)
+    with pytest.raises(ovsdb.OvsdbError, match='injected'):
+        manager.request_endpoints([_port(n=n) for n in range(3)],
+                                  ['ethernet'])
+    assert set(fixtures.links(ns)) == before
+    assert manager.ledger.list_ports() == []
+    assert manager.ledger.devices() == []
