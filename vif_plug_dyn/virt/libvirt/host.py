@@ -139,7 +139,7 @@ class EventLoop:
         self._registered = False
         self._external = False
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._stop: threading.Event | None = None
 
     @property
     def running(self) -> bool:
@@ -174,25 +174,30 @@ class EventLoop:
                         uri='(none)', operation='starting the event loop',
                         reason='virEventRegisterDefaultImpl failed')
                 self._registered = True
-            if self._thread is not None and self._thread.is_alive():
+            if self._thread is not None and self._thread.is_alive() and \
+                    self._stop is not None and not self._stop.is_set():
                 return
-            self._stop.clear()
+            # NOTE(vpd): each thread has its own stop flag, so a thread
+            # still finishing after a stop() that timed out ends, and
+            # does not keep the new one from running.
+            self._stop = threading.Event()
             self._thread = threading.Thread(
-                target=self._run, name='vif-plug-dyn-libvirt-events',
-                daemon=True)
+                target=self._run, args=(self._stop,),
+                name='vif-plug-dyn-libvirt-events', daemon=True)
             self._thread.start()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    @staticmethod
+    def _run(stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
                 if libvirt.virEventRunDefaultImpl() < 0:
                     LOG.error('libvirt event loop iteration failed')
-                    self._stop.wait(0.1)
+                    stop.wait(0.1)
             except Exception:  # noqa: BLE001 - the loop must keep running
                 # NOTE(vpd): an exception from a callback must not end
                 # event delivery for the whole process.
                 LOG.exception('libvirt event loop iteration raised')
-                self._stop.wait(0.1)
+                stop.wait(0.1)
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the thread; returns whether it ended within ``timeout``.
@@ -202,11 +207,11 @@ class EventLoop:
         :meth:`start` runs the loop again.
         """
         with self._lock:
-            thread = self._thread
-            if thread is None or not thread.is_alive():
+            thread, stop = self._thread, self._stop
+            if thread is None or stop is None or not thread.is_alive():
                 self._thread = None
                 return True
-            self._stop.set()
+            stop.set()
             # NOTE(vpd): virEventRunDefaultImpl blocks in poll() until a
             # handle or timer fires; a zero-interval timer wakes it so the
             # thread sees the stop flag now, not at the next event.
@@ -218,7 +223,8 @@ class EventLoop:
         with self._lock:
             if thread.is_alive():
                 return False
-            self._thread = None
+            if self._thread is thread:
+                self._thread = None
             return True
 
 

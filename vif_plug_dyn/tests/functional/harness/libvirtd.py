@@ -26,7 +26,11 @@ How the daemon is kept private (libvirt 9.0 as root always runs in
   HOLDER --mount --net``, so their PIDs are known and every tap/macvtap
   they create lands in the test namespace;
 * clients connect from outside through the socket's path in the private
-  run directory: ``qemu+unix:///system?socket=<dir>/run/libvirt/libvirt-sock``.
+  run directory: ``qemu+unix:///system?socket=<dir>/run/libvirt/libvirt-sock``;
+* with ``listen_tcp=ADDRESS`` (an address of the test namespace) libvirtd
+  also listens on TCP there, unauthenticated, with a host UUID of its own
+  (``tcp_uri``): two such daemons in two namespaces joined by a veth can
+  migrate a guest peer to peer (``test_libvirt_migration.py``).
 
 qemu.conf sets ``user = "root"`` / ``group = "root"`` (with the default
 ``libvirt-qemu`` user every define took ~52 s on a host whose /dev/kvm is

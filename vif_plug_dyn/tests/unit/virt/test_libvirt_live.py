@@ -649,6 +649,41 @@ def test_event_loop_starts_stops_and_restarts():
     assert loop.stop(timeout=5)
 
 
+def test_event_loop_survives_errors_and_slow_stops(monkeypatch):
+    """A failing iteration does not end the loop; a start() after a stop()
+    that timed out runs a new thread while the old one finishes."""
+    calls = []
+    release = threading.Event()
+
+    def run_once():
+        calls.append(threading.current_thread())
+        if len(calls) == 1:
+            raise RuntimeError('a callback blew up')
+        if len(calls) == 2:
+            return -1
+        release.wait(0.5)          # ignores the wake-up timer
+        return 0
+    monkeypatch.setattr(libvirt, 'virEventRunDefaultImpl', run_once)
+    monkeypatch.setattr(libvirt, 'virEventAddTimeout', lambda *a: 1)
+    loop = host_mod.EventLoop()
+    loop._registered = True
+    loop.start()
+    deadline = time.monotonic() + 5
+    while len(calls) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(calls) >= 3 and loop.running
+    old = loop._thread
+    assert loop.stop(timeout=0.01) is False
+    loop.start()
+    assert loop._thread is not old and loop.running
+    release.set()
+    old.join(5)
+    assert not old.is_alive()
+    assert loop.running
+    assert loop.stop(timeout=5)
+    assert not loop.running
+
+
 def test_event_loop_external():
     loop = host_mod.EventLoop()
     loop.use_external()
