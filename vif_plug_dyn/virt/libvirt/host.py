@@ -120,6 +120,25 @@ def _quiet_errors() -> None:
             _quieted = True
 
 
+_REGISTER_LOCK = threading.Lock()
+_registered = False
+
+
+def _register_default_impl() -> None:
+    # NOTE(vpd): the registration is process-wide in libvirt and cannot
+    # be undone; doing it twice would re-initialise the loop's state under
+    # whatever already uses it. Every EventLoop shares this one.
+    global _registered
+    with _REGISTER_LOCK:
+        if _registered:
+            return
+        if libvirt.virEventRegisterDefaultImpl() < 0:
+            raise exception.HypervisorConnectionFailed(
+                uri='(none)', operation='starting the event loop',
+                reason='virEventRegisterDefaultImpl failed')
+        _registered = True
+
+
 class EventLoop:
     """libvirt's default event loop, run in a daemon thread.
 
@@ -136,7 +155,6 @@ class EventLoop:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._registered = False
         self._external = False
         self._thread: threading.Thread | None = None
         self._stop: threading.Event | None = None
@@ -161,19 +179,16 @@ class EventLoop:
                     reason='the library\'s own event loop thread is '
                            'already running; stop() it first')
             self._external = True
-            self._registered = True
+        global _registered
+        with _REGISTER_LOCK:
+            _registered = True
 
     def start(self) -> None:
         """Register libvirt's default event loop (once) and run it."""
         with self._lock:
             if self._external:
                 return
-            if not self._registered:
-                if libvirt.virEventRegisterDefaultImpl() < 0:
-                    raise exception.HypervisorConnectionFailed(
-                        uri='(none)', operation='starting the event loop',
-                        reason='virEventRegisterDefaultImpl failed')
-                self._registered = True
+            _register_default_impl()
             if self._thread is not None and self._thread.is_alive() and \
                     self._stop is not None and not self._stop.is_set():
                 return

@@ -665,8 +665,8 @@ def test_event_loop_survives_errors_and_slow_stops(monkeypatch):
         return 0
     monkeypatch.setattr(libvirt, 'virEventRunDefaultImpl', run_once)
     monkeypatch.setattr(libvirt, 'virEventAddTimeout', lambda *a: 1)
+    monkeypatch.setattr(host_mod, '_registered', True)
     loop = host_mod.EventLoop()
-    loop._registered = True
     loop.start()
     deadline = time.monotonic() + 5
     while len(calls) < 3 and time.monotonic() < deadline:
@@ -684,11 +684,13 @@ def test_event_loop_survives_errors_and_slow_stops(monkeypatch):
     assert not loop.running
 
 
-def test_event_loop_external():
+def test_event_loop_external(monkeypatch):
+    monkeypatch.setattr(host_mod, '_registered', False)
     loop = host_mod.EventLoop()
     loop.use_external()
     loop.start()
     assert loop.running and loop._thread is None
+    assert host_mod._registered        # nobody registers a second one
 
 
 # -- adapter -----------------------------------------------------------------
