@@ -234,6 +234,19 @@ class LiveUpdateRefused(HypervisorOperationFailed):
     msg_fmt = ('%(operation)s on domain %(domain)s is refused: %(reason)s')
 
 
+class DomainNotFound(HypervisorOperationFailed, LookupError):
+    """The hypervisor has no domain of that name or UUID."""
+
+    msg_fmt = '%(operation)s failed: the hypervisor has no domain %(domain)s'
+
+
+class HypervisorConnectionFailed(HypervisorOperationFailed):
+    """The hypervisor could not be reached, or the connection broke."""
+
+    msg_fmt = ('Cannot reach the hypervisor at %(uri)s for %(operation)s: '
+               '%(reason)s')
+
+
 class InterfaceNotFound(VifPlugDynException, LookupError):
     """A domain has no interface with that MAC address."""
 
@@ -258,6 +271,30 @@ class MigrationNotPossible(VifPlugDynException):
 
     msg_fmt = ('Cannot migrate interface %(mac)s of domain %(domain)s: '
                '%(reason)s')
+
+
+class MigrationNetworkMissing(VifPlugDynException, LookupError):
+    """The migration destination lacks networks the domain's ports use."""
+
+    msg_fmt = ('Cannot migrate domain %(domain)s to %(destination)s: it '
+               'does not define network(s) %(networks)s (used by port(s) '
+               '%(ports)s); nothing was changed')
+
+
+class MigrationSourceCleanupFailed(VifPlugDynException):
+    """A domain migrated, but its source endpoints were not released.
+
+    :ivar result: the :class:`~vif_plug_dyn.virt.migration.MigrationResult`
+        of the migration that did happen.
+    """
+
+    msg_fmt = ('Domain %(domain)s now runs on %(destination)s, but '
+               'releasing its source port(s) %(ports)s failed: %(reason)s; '
+               'release them on the source again')
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        self.result = kwargs.pop('result', None)
+        super().__init__(message, **kwargs)
 
 
 class InvalidXML(VifPlugDynException, ValueError):

@@ -163,6 +163,19 @@ class HypervisorAdapter(abc.ABC):
             sources; reconnect those with detach + attach).
         """
 
+    def interface_macs(self, domain_xml: str) -> list[str]:
+        """Return the MAC of every NIC of a guest definition, in order.
+
+        :raises OperationNotSupported: the adapter cannot read its
+            hypervisor's definitions (the default).
+        """
+        raise exception.OperationNotSupported(
+            operation='listing the NICs of a definition', by=self.NAME or
+            type(self).__name__, reason='not implemented by this adapter')
+
+    def close(self) -> None:  # noqa: B027 - optional, a no-op by default
+        """Release what the adapter holds (a hypervisor connection)."""
+
     @abc.abstractmethod
     def migration_xml(self, domain_xml: str,
                       dest_endpoints: dict[str, endpoints.Endpoint]) -> str:
