@@ -142,6 +142,48 @@ class BridgeDriver(base.NetworkDriver):
         tap = _require_tap(endpoint, self.name)
         self.host.run([ops.set_nomaster(tap)])
 
+    # -- runtime -----------------------------------------------------------
+
+    def dependencies(self, endpoint: endpoints.Endpoint,
+                     network: networks.Network) -> tuple[str, ...]:
+        # NOTE(vpd): only a tagged uplink is rebuilt by the library (its
+        # VLAN device dies with the uplink); an operator's untagged uplink
+        # is the operator's to restore.
+        if network.uplink and network.uplink_vlan:
+            return (network.uplink,)
+        return ()
+
+    def restore(self, endpoints_: list[endpoints.Endpoint],
+                network: networks.Network, plugged: set[str]) -> None:
+        bridge = str(network.bridge)
+        with self._lock:
+            links = {link['name']: link for link in self.host.list_links()}
+            batch = self._bridge_ops(network)
+            if network.uplink and network.uplink_vlan and \
+                    network.uplink in links and bridge in links:
+                vlan_dev = _vlan_name(network.uplink, network.uplink_vlan)
+                if vlan_dev not in links:
+                    batch += [ops.create_vlan(
+                        vlan_dev, network.uplink, network.uplink_vlan,
+                        mtu=network.mtu, tag=NETWORK_TAG + network.name),
+                        ops.set_master(vlan_dev, bridge)]
+            batch += taps.missing_tap_ops(endpoints_, network, set(links),
+                                          bridge, plugged)
+            bridge_index = links.get(bridge, {}).get('index')
+            for endpoint in endpoints_:
+                tap = taps.tap_of(endpoint)
+                if tap is None or tap not in links:
+                    continue
+                on_bridge = bridge_index is not None and \
+                    links[tap].get('master_index') == bridge_index
+                if endpoint.port_id in plugged and not on_bridge:
+                    batch.append(ops.set_link(tap, master=bridge, up=True))
+                elif endpoint.port_id not in plugged and \
+                        links[tap].get('master_index'):
+                    batch.append(ops.set_nomaster(tap))
+            if batch:
+                self.host.run(batch)
+
 
 def _require_tap(endpoint: endpoints.Endpoint, driver: str) -> str:
     tap = taps.tap_of(endpoint)

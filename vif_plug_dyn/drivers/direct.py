@@ -184,6 +184,62 @@ class DirectDriver(base.NetworkDriver):
         self.context.ledger.forget_devices([macvlan])
         self.context.ledger.release(endpoint.port_id, network.name)
 
+    # -- runtime -----------------------------------------------------------
+
+    def dependencies(self, endpoint: endpoints.Endpoint,
+                     network: networks.Network) -> tuple[str, ...]:
+        if isinstance(endpoint, endpoints.DirectEndpoint):
+            return (endpoint.source_dev,)
+        lower = self.context.ledger.allocation(endpoint.port_id,
+                                               network.name)
+        return () if lower is None else (lower,)
+
+    def restore(self, endpoints_: list[endpoints.Endpoint],
+                network: networks.Network, plugged: set[str]) -> None:
+        steered = [e for e in endpoints_
+                   if isinstance(e, endpoints.EthernetEndpoint)]
+        if not steered:
+            return
+        present = {link['name'] for link in self.host.list_links()}
+        batch = taps.missing_tap_ops(steered, network, present, None,
+                                     plugged)
+        records = []
+        for endpoint in steered:
+            port = taps.port_of(endpoint)
+            lower = self.context.ledger.allocation(endpoint.port_id,
+                                                   network.name)
+            macvlan = port.macvlan_name
+            if endpoint.port_id not in plugged:
+                if macvlan in present:
+                    batch += [ops.unredirect(port.tap_name, macvlan),
+                              ops.delete([macvlan], missing_ok=True)]
+            elif lower in present:
+                if macvlan in present:
+                    # NOTE(vpd): the macvlan survived; steering is
+                    # re-applied (it replaces our own filters) in case the
+                    # tap's side was lost.
+                    batch.append(ops.redirect(port.tap_name, macvlan))
+                else:
+                    batch += self._steer_ops(port, network, str(lower))
+                    records.append(ledger_mod.DeviceRecord(
+                        macvlan, MACVLAN, endpoint.port_id, network.name))
+        if batch:
+            self.host.run(batch)
+            self.context.ledger.record_devices(records)
+
+    def lost(self, endpoints_: list[endpoints.Endpoint],
+             network: networks.Network) -> None:
+        steered = [e for e in endpoints_
+                   if isinstance(e, endpoints.EthernetEndpoint)]
+        if not steered:
+            return
+        # NOTE(vpd): the kernel removed each macvlan with its lower device
+        # (and the macvlan's own filters); what is left is the tap's filter
+        # redirecting at a device that is gone.
+        self.host.apply([ops.unredirect(e.tap, _macvlan(e))
+                         for e in steered], stop_on_error=False)
+        self.context.ledger.forget_devices([_macvlan(e) for e in steered])
+
     def _steered_tap(self, endpoint: endpoints.Endpoint,
                      operation: str) -> str:
         if not isinstance(endpoint, endpoints.EthernetEndpoint):

@@ -180,3 +180,27 @@ class OpenVSwitchDriver(base.NetworkDriver):
         tap = taps.tap_of(endpoint)
         if tap is not None:
             self.db.del_ports(str(network.bridge), [tap], wait=self._wait)
+
+    def restore(self, endpoints_: list[endpoints.Endpoint],
+                network: networks.Network, plugged: set[str]) -> None:
+        bridge = str(network.bridge)
+        mine = [e for e in endpoints_
+                if isinstance(e, endpoints.EthernetEndpoint)]
+        with self._lock:
+            self._ensure_bridge(network)
+            present = {link['name'] for link in self.host.list_links()}
+            batch = taps.missing_tap_ops(mine, network, present, None,
+                                         plugged)
+            if batch:
+                self.host.run(batch)
+            on_bridge = set(self.db.list_ports(bridge))
+            wanted = [e for e in mine if e.port_id in plugged and
+                      e.tap not in on_bridge]
+            unwanted = [e.tap for e in mine if e.port_id not in plugged and
+                        e.tap in on_bridge]
+            if wanted:
+                self.db.add_ports(bridge, [self._port_spec(taps.port_of(e))
+                                           for e in wanted],
+                                  tag=network.vlan, wait=self._wait)
+            if unwanted:
+                self.db.del_ports(bridge, unwanted, wait=self._wait)
