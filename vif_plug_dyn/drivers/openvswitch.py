@@ -82,7 +82,7 @@ class OpenVSwitchDriver(base.NetworkDriver):
         remaining = {r.port.port_id for r in
                      self.context.ledger.list_ports(network.name)} - leaving
         if not remaining and not self.db.list_ports(bridge):
-            self.db.del_bridge(bridge)
+            self.db.del_bridge(bridge, wait=self._wait)
 
     @staticmethod
     def _port_spec(port: ports.Port) -> ovsdb.PortSpec:
