@@ -238,6 +238,31 @@ class Ledger:
                               'ORDER BY port_id', (network,))
         return [_port_record(row) for row in rows]
 
+    def get_ports(self, port_ids: list[str]) -> list[PortRecord]:
+        """Return the records of the recorded ones among ``port_ids``."""
+        found = []
+        ids = sorted(set(port_ids))
+        # NOTE(vpd): SQLite caps the variables of one statement (999 in
+        # older builds); ask in slices.
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            found += self._read('SELECT * FROM ports WHERE port_id IN '
+                                '(%s) ORDER BY port_id' %
+                                ', '.join('?' * len(part)), tuple(part))
+        return [_port_record(row) for row in found]
+
+    def port_stamps(self) -> dict[str, float]:
+        """Return ``{port_id: time of its last change}`` of the active
+        ports: a cheap way to see which records changed since an earlier
+        look (the watcher re-reads only those)."""
+        return dict(self._read('SELECT port_id, updated FROM ports WHERE '
+                               'state = ?', (ACTIVE,)))
+
+    def change_probe(self) -> 'ChangeProbe':
+        """Return a probe telling whether anyone committed a change since
+        it last looked (see :class:`ChangeProbe`)."""
+        return ChangeProbe(self.path, self.timeout)
+
     def begin_port(self, request: ports.EndpointRequest, cable: str
                    ) -> PortRecord:
         """Record that an endpoint is being built for ``request``.
@@ -407,6 +432,48 @@ class Ledger:
                               'p.port_id IS NULL'):
             problems.append('allocation held by unknown port %s' % row[0])
         return problems
+
+
+class ChangeProbe:
+    """Tells, for the price of one pragma, whether the ledger changed.
+
+    NOTE(vpd): SQLite's ``data_version`` changes when *another*
+    connection commits, in this process or any other. The probe keeps a
+    connection of its own that never writes, so every commit counts,
+    whoever made it. Use it from one thread at a time.
+    """
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._conn: sqlite3.Connection | None = None
+        self._seen: int | None = None
+
+    def changed(self) -> bool:
+        """Whether a change was committed since the previous call (always
+        ``True`` the first time).
+
+        :raises LedgerError: the database cannot be read.
+        """
+        try:
+            if self._conn is None:
+                self._conn = sqlite3.connect(self._path,
+                                             timeout=self._timeout,
+                                             isolation_level=None,
+                                             check_same_thread=False)
+            version = self._conn.execute('PRAGMA data_version').fetchone()[0]
+        except sqlite3.Error as exc:
+            raise exception.LedgerError(path=self._path,
+                                        reason=str(exc)) from None
+        changed = version != self._seen
+        self._seen = version
+        return changed
+
+    def close(self) -> None:
+        """Close the probe's connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 class _Tx:

@@ -174,16 +174,36 @@ class EndpointManager:
             # ports and their allocations so a retry starts clean.
             self.ledger.delete_ports(ids)
             raise
+        health = self._health(driver, network, made)
         with self.ledger.transaction():
             for endpoint in made:
                 self.ledger.update_port(endpoint.port_id, endpoint=endpoint,
-                                        state=ledger_mod.ACTIVE)
+                                        state=ledger_mod.ACTIVE,
+                                        health=health[endpoint.port_id])
         LOG.info('%(count)d %(type)s endpoint(s) on network %(network)s '
                  '(cable %(cable)s): %(ports)s',
                  {'count': len(made), 'type': endpoint_type,
                   'network': network.name, 'cable': cable,
                   'ports': ', '.join(ids)})
         return driver, made
+
+    def _health(self, driver: base.NetworkDriver, network: networks.Network,
+                made: list[endpoints.Endpoint]) -> dict[str, str]:
+        """The health of freshly built or moved endpoints: ``waiting``
+        where a host interface they depend on does not exist (yet).
+
+        NOTE(vpd): a steered port built before its lower device exists
+        carries no traffic; recording it ``ok`` would put its guest's
+        link up and hide it from the watcher, which connects ``waiting``
+        ports when their device appears.
+        """
+        deps = {e.port_id: driver.dependencies(e, network) for e in made}
+        names = {name for wanted in deps.values() for name in wanted}
+        missing = {name for name in sorted(names)
+                   if not self.context.host.exists(name)}
+        return {port_id: (ledger_mod.WAITING if missing.intersection(wanted)
+                          else ledger_mod.HEALTHY)
+                for port_id, wanted in deps.items()}
 
     def _undo(self, driver: base.NetworkDriver, network: networks.Network,
               made: list[endpoints.Endpoint]) -> None:
@@ -290,16 +310,20 @@ class EndpointManager:
                     record.endpoint, current)
                 self.ledger.update_port(port_id,
                                         cable=ledger_mod.UNPLUGGED)
-            endpoint = self.drivers.for_network(target).connect(
-                record.endpoint, target)
+            driver = self.drivers.for_network(target)
+            endpoint = driver.connect(record.endpoint, target)
             request = ports.EndpointRequest(
                 port=record.port.on_network(target.name),
                 accepted_types=record.request.accepted_types,
                 options=record.request.options)
             self.guest.follow_source(record, endpoint)
+            # NOTE(vpd): the health belongs to where the cable is now: a
+            # port degraded on its old network is fine on the new one.
+            health = self._health(driver, target, [endpoint])[port_id]
             record = self.ledger.update_port(port_id, request=request,
                                              endpoint=endpoint,
-                                             cable=ledger_mod.PLUGGED)
+                                             cable=ledger_mod.PLUGGED,
+                                             health=health)
             self.guest.apply(record)
             LOG.info('Port %(port)s plugged into %(network)s',
                      {'port': port_id, 'network': target.name})

@@ -142,13 +142,19 @@ class NetworkDriver(abc.ABC):
         return ()
 
     def restore(self, endpoints_: list[endpoints.Endpoint],
-                network: networks.Network, plugged: set[str]) -> None:
+                network: networks.Network, plugged: set[str]
+                ) -> set[str] | None:
         """Make the host side of ``endpoints_`` exist and match the cable.
 
         Idempotent: what exists is left alone, what is missing (after a
         reboot, a lower device's return, a crash) is rebuilt. Endpoints
         whose port id is in ``plugged`` are connected, the others are
         left unplugged.
+
+        :returns: the port ids whose endpoints the host side alone cannot
+            heal (the watcher leaves them degraded), or ``None`` when
+            every endpoint was dealt with.
+        :raises VifPlugDynException: the host work failed.
         """
         return None
 

@@ -195,11 +195,18 @@ class DirectDriver(base.NetworkDriver):
         return () if lower is None else (lower,)
 
     def restore(self, endpoints_: list[endpoints.Endpoint],
-                network: networks.Network, plugged: set[str]) -> None:
+                network: networks.Network, plugged: set[str]
+                ) -> set[str] | None:
+        # NOTE(vpd): a genuine macvtap died with its lower device and QEMU
+        # holds the dead one's file descriptor: nothing on the host side
+        # brings it back (the reconnect strategy, detach + attach, does).
+        unhealed = {e.port_id for e in endpoints_
+                    if isinstance(e, endpoints.DirectEndpoint) and
+                    e.port_id in plugged}
         steered = [e for e in endpoints_
                    if isinstance(e, endpoints.EthernetEndpoint)]
         if not steered:
-            return
+            return unhealed or None
         present = {link['name'] for link in self.host.list_links()}
         batch = taps.missing_tap_ops(steered, network, present, None,
                                      plugged)
@@ -226,6 +233,7 @@ class DirectDriver(base.NetworkDriver):
         if batch:
             self.host.run(batch)
             self.context.ledger.record_devices(records)
+        return unhealed or None
 
     def lost(self, endpoints_: list[endpoints.Endpoint],
              network: networks.Network) -> None:
