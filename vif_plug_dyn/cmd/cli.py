@@ -8,6 +8,7 @@ document on standard output. Errors the library anticipates print
 import argparse
 import json
 import logging as std_logging
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,7 @@ from vif_plug_dyn import opts
 from vif_plug_dyn import ports
 
 EXIT_ERROR = 2
+LOG = logging.getLogger(__name__)
 
 Handler = Callable[[manager_mod.EndpointManager, argparse.Namespace], Any]
 
@@ -143,6 +145,34 @@ def _reconcile(mgr: manager_mod.EndpointManager,
     return mgr.reconcile()
 
 
+def _watch(mgr: manager_mod.EndpointManager,
+           args: argparse.Namespace) -> Any:
+    # NOTE(vpd): imported here: only this command needs the watcher.
+    from vif_plug_dyn.runtime import watcher as watcher_mod
+    watcher = watcher_mod.Watcher(mgr, settle=args.settle / 1000.0,
+                                  max_hold=args.max_hold / 1000.0)
+    watcher.open()
+
+    def stop(signum: int, _frame: Any) -> None:
+        LOG.info('Signal %d: the watcher stops', signum)
+        watcher.stop()
+
+    handlers = {sig: signal.signal(sig, stop)
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    LOG.info('Watching host interfaces%s',
+             ' in namespace %s' % watcher.netns if watcher.netns else '')
+    try:
+        watcher.run()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        watcher.close()
+    total = watcher.total
+    return {'events': total.events, 'resyncs': total.resyncs,
+            'degraded': len(total.degraded),
+            'restored': len(total.restored), 'failed': len(total.failed)}
+
+
 def _add_port_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--port-id', required=True, help='port UUID')
     parser.add_argument('--mac', required=True, help='guest MAC address')
@@ -226,6 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
                    ).set_defaults(func=_capabilities)
     sub.add_parser('reconcile', help='repair after a crash'
                    ).set_defaults(func=_reconcile)
+    watch = sub.add_parser(
+        'watch', help='heal endpoints as host interfaces come and go, '
+                      'until SIGTERM or SIGINT (then print a summary)')
+    watch.add_argument('--settle', type=float, default=5.0,
+                       metavar='MS', help='quiet time that ends a burst of '
+                                          'events (default: %(default)s)')
+    watch.add_argument('--max-hold', type=float, default=250.0,
+                       metavar='MS', help='longest a burst is held back '
+                                          '(default: %(default)s)')
+    watch.set_defaults(func=_watch)
     return parser
 
 
@@ -258,7 +298,9 @@ def setup_conf(args: argparse.Namespace) -> cfg.ConfigOpts:
     # machines); logs go to standard error, and only when asked for.
     conf.set_override('use_stderr', True)
     logging.setup(conf, 'vif_plug_dyn')
-    if not (args.verbose or args.debug):
+    # NOTE(vpd): a long-running watcher logs what it heals; the one-shot
+    # commands stay quiet unless asked.
+    if not (args.verbose or args.debug or args.command == 'watch'):
         std_logging.getLogger('vif_plug_dyn').setLevel(std_logging.WARNING)
     return conf
 

@@ -555,10 +555,12 @@ class Report:
     :ivar failed: ports whose repair failed (tried again later).
     :ivar restore_calls: ``{network: driver restore() calls}``.
     :ivar lost_calls: ``{network: driver lost() calls}``.
+    :ivar resyncs: how many resynchronisations the report covers.
     """
 
     events: int = 0
     resynced: bool = False
+    resyncs: int = 0
     degraded: list[str] = dataclasses.field(default_factory=list)
     restored: list[str] = dataclasses.field(default_factory=list)
     failed: list[str] = dataclasses.field(default_factory=list)
@@ -569,6 +571,7 @@ class Report:
         """Add ``other`` to this report."""
         self.events += other.events
         self.resynced = self.resynced or other.resynced
+        self.resyncs += other.resyncs
         self.degraded += other.degraded
         self.restored += other.restored
         self.failed += other.failed
@@ -624,8 +627,10 @@ class Watcher:
         self._retry_at: float | None = None
         self._retry_delay = RETRY_DELAYS[0]
         self._synced = False
-        #: What the latest round did (tests and the command read it).
+        #: What the latest round did.
         self.last: Report = Report()
+        #: What every round so far did, added up.
+        self.total: Report = Report()
 
     # -- life cycle -----------------------------------------------------------
 
@@ -714,16 +719,19 @@ class Watcher:
         ran (a lower device may have bounced and taken the macvlans with
         it), hence restore, not only compare.
         """
+        return self._done(self._sync(Report()))
+
+    def _sync(self, report: Report) -> Report:
         self.open()
         self.source.read()
-        report = Report(resynced=True)
+        report.resynced = True
+        report.resyncs += 1
         self.map.refresh(force=True)
         # NOTE(vpd): events queued before the dump are stale; the dump is
         # the truth from here on, later events apply on top of it.
         self.view.replace(self.source.dump())
         self._synced = True
         self._act(set(self.map.deps), set(), report, verify=True)
-        self.last = report
         return report
 
     def run_once(self, timeout: float | None = 0.0) -> Report:
@@ -737,7 +745,7 @@ class Watcher:
         self.open()
         report = Report()
         if not self._synced:
-            report.merge(self.sync())
+            self._sync(report)
         wait = timeout
         if self._retry_at is not None:
             due = max(0.0, self._retry_at - time.monotonic())
@@ -754,8 +762,7 @@ class Watcher:
                 if left <= 0 or not self._wait(left):
                     break
         if self._stopping.is_set():
-            self.last = report
-            return report
+            return self._done(report)
         examine = self.map.refresh()
         # NOTE(vpd): read again after the ledger: whatever a requester saw
         # of the devices before it wrote the ledger is on the socket by
@@ -774,6 +781,7 @@ class Watcher:
                           bounced={n for n in bounced if n in after})
             examine = set(self.map.deps)
             report.resynced = True
+            report.resyncs += 1
             LOG.warning('Link events were lost (receive buffer full); '
                         'resynchronised from a dump of %d devices',
                         len(after))
@@ -784,7 +792,11 @@ class Watcher:
             self._retry = set()
             self._retry_at = None
         self._act(examine, delta.bounced, report)
+        return self._done(report)
+
+    def _done(self, report: Report) -> Report:
         self.last = report
+        self.total.merge(report)
         return report
 
     def _wait(self, timeout: float | None) -> bool:
