@@ -24,7 +24,7 @@ NEW, GONE = watcher_mod.NEW, watcher_mod.GONE
 Ev = watcher_mod.LinkEvent
 
 
-# --- parsing ------------------------------------------------------------------
+# --- parsing -----------------------------------------------------------------
 
 def _link_msg(mtype, index, name, family=0, stats=True):
     body = nlmsg._IFINFO.pack(family, 0, index, 0, 0)
@@ -67,7 +67,7 @@ def test_parse_events_stops_at_a_truncated_message():
         Ev(NEW, 3, 'up0')]
 
 
-# --- the device view ------------------------------------------------------------
+# --- the device view ---------------------------------------------------------
 
 def test_view_appeared_vanished():
     view = watcher_mod.LinkView({'up0': 2, 'up1': 3})
@@ -117,7 +117,7 @@ def test_view_replace_compares_indexes():
         {'up3'}, {'up2'}, {'up1'})
 
 
-# --- decisions ----------------------------------------------------------------
+# --- decisions ---------------------------------------------------------------
 
 OK, DEG, WAIT = ledger_mod.HEALTHY, ledger_mod.DEGRADED, ledger_mod.WAITING
 
@@ -157,7 +157,7 @@ def test_decide_verify_restores_every_present_port():
     assert not watcher_mod.Plan()
 
 
-# --- a manager with a recording driver -----------------------------------------
+# --- a manager with a recording driver ---------------------------------------
 
 NETWORKS = {
     'blue': "<network type='direct'><name>blue</name><driver name='rec'/>"
@@ -560,7 +560,7 @@ def test_thread_start_stop(mgr, events):
     assert w.total.degraded == blue
 
 
-# --- the ledger map -------------------------------------------------------------
+# --- the ledger map ----------------------------------------------------------
 
 def test_map_rereads_only_changed_records(mgr, monkeypatch):
     blue = _ports(mgr, 'blue', 3)
@@ -618,7 +618,7 @@ def test_get_ports_in_slices(tmp_path):
     ledger.close()
 
 
-# --- the namespace socket -----------------------------------------------------
+# --- the namespace socket ----------------------------------------------------
 
 def test_in_netns_none_runs_here():
     assert watcher_mod.in_netns(None, lambda: threading.get_ident()) == \
