@@ -297,10 +297,14 @@ class EndpointManager:
                 accepted_types=record.request.accepted_types,
                 options=record.request.options)
             self.guest.follow_source(record, endpoint)
+            left = record.network
             record = self.ledger.update_port(port_id, request=request,
                                              endpoint=endpoint,
                                              cable=ledger_mod.PLUGGED)
             self.guest.apply(record)
+            if left != target.name:
+                old = self.registry.get(left)
+                self.drivers.for_network(old).release_network(old)
             LOG.info('Port %(port)s plugged into %(network)s',
                      {'port': port_id, 'network': target.name})
             return endpoint

@@ -142,6 +142,10 @@ class BridgeDriver(base.NetworkDriver):
         tap = _require_tap(endpoint, self.name)
         self.host.run([ops.set_nomaster(tap)])
 
+    def release_network(self, network: networks.Network) -> None:
+        with self._lock:
+            self._remove_bridge_if_unused(network, set())
+
     # -- runtime -----------------------------------------------------------
 
     def dependencies(self, endpoint: endpoints.Endpoint,

@@ -181,6 +181,10 @@ class OpenVSwitchDriver(base.NetworkDriver):
         if tap is not None:
             self.db.del_ports(str(network.bridge), [tap], wait=self._wait)
 
+    def release_network(self, network: networks.Network) -> None:
+        with self._lock:
+            self._remove_bridge_if_unused(network, set())
+
     def restore(self, endpoints_: list[endpoints.Endpoint],
                 network: networks.Network, plugged: set[str]) -> None:
         bridge = str(network.bridge)
