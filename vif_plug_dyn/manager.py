@@ -297,6 +297,7 @@ class EndpointManager:
                 accepted_types=record.request.accepted_types,
                 options=record.request.options)
             self.guest.follow_source(record, endpoint)
+            self.guest.reattach(record, endpoint)
             left = record.network
             record = self.ledger.update_port(port_id, request=request,
                                              endpoint=endpoint,
