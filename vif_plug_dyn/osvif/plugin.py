@@ -14,7 +14,9 @@ How a VIF becomes a port (see ``doc/source/user/os-vif.rst``):
   ================  ===============  ==========================================
   VIF               host network     endpoint
   ================  ===============  ==========================================
-  VIFBridge         bridge           ``bridge`` on ``vif.bridge_name``
+  VIFBridge         bridge           ``bridge`` on ``vif.bridge_name`` (the
+                                     library makes the bridge, the
+                                     hypervisor the tap)
   VIFOpenVSwitch    openvswitch      ``bridge`` + openvswitch virtual port;
                                      ``ethernet`` (the library makes the tap
                                      and the OVS port) when the port profile
@@ -51,6 +53,7 @@ from vif_plug_dyn import networks
 from vif_plug_dyn import opts
 from vif_plug_dyn import osvif
 from vif_plug_dyn import ports
+from vif_plug_dyn.drivers import bridge as bridge_driver
 from vif_plug_dyn.drivers import hostdev
 
 LOG = logging.getLogger(__name__)
@@ -325,9 +328,14 @@ class VIFMapper:
                 what: str, fields: dict[str, Any]) -> Binding:
         bridge = self._same_bridge(vif, network, what)
         self._tap(vif, fields)
+        # NOTE(vpd): the consumer renders <interface type='bridge'> with
+        # <target dev=vif_name>: libvirt makes that tap itself and refuses
+        # one that exists, so the library makes (and removes) the bridge
+        # only, like os-vif's own linux_bridge plugin did.
         return Binding(vif_type=VIF_BRIDGE, port=ports.Port(**fields),
                        network=network, accepted_types=(endpoints.BRIDGE,),
-                       options={}, bridge=bridge)
+                       options={bridge_driver.HYPERVISOR_TAP_OPTION: 'true'},
+                       bridge=bridge)
 
     def _openvswitch(self, vif: Any, profile: Any,
                      network: networks.Network, what: str,
