@@ -40,7 +40,8 @@ import threading
 from typing import Any, TypeVar
 
 from os_vif import exception as osv_exception
-from os_vif import objects as osv_objects
+from os_vif.objects import host_info as osv_host_info
+from os_vif.objects import vif as osv_vif
 from os_vif import plugin as osv_plugin
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -451,6 +452,8 @@ class VifPlugDynPlugin(osv_plugin.PluginBase):
     :param config: the plugin's option group, as os-vif passes it.
     :param conf: the whole configuration (``oslo_config.cfg.CONF`` if
         omitted).
+    :param host: a privileged host helper for the library instead of the
+        default one (tests).
     """
 
     CONFIG_OPTS: list[cfg.Opt] = list(osvif.OPTS)
@@ -461,13 +464,15 @@ class VifPlugDynPlugin(osv_plugin.PluginBase):
                                   VIF_HOSTDEVICE)
 
     def __init__(self, config: Any = None,
-                 conf: cfg.ConfigOpts | None = None) -> None:
+                 conf: cfg.ConfigOpts | None = None,
+                 host: Any = None) -> None:
         self.conf = cfg.CONF if conf is None else conf
         osvif.register_opts(self.conf)
         opts.register_opts(self.conf)
         super().__init__(config if config is not None
                          else self.conf[osvif.CONFIG_GROUP])
         self.plugin_name = self.NAME
+        self._host = host
         self._manager: manager_mod.EndpointManager | None = None
         self._lock = threading.Lock()
 
@@ -480,10 +485,11 @@ class VifPlugDynPlugin(osv_plugin.PluginBase):
         return plugin
 
     @classmethod
-    def from_conf(cls: type[_P], conf: cfg.ConfigOpts) -> _P:
+    def from_conf(cls: type[_P], conf: cfg.ConfigOpts,
+                  host: Any = None) -> _P:
         """Build the plugin on a configuration of the caller's (agents and
         tests), without os-vif's global one."""
-        return cls(conf=conf)
+        return cls(conf=conf, host=host)
 
     # -- the library ------------------------------------------------------
 
@@ -496,7 +502,8 @@ class VifPlugDynPlugin(osv_plugin.PluginBase):
                 # NOTE(vpd): through the public initialize(), so that the
                 # library's module functions (connect, disconnect...) in
                 # this process act on the same ledger and networks.
-                self._manager = vif_plug_dyn.initialize(self.conf)
+                self._manager = vif_plug_dyn.initialize(self.conf,
+                                                        host=self._host)
             return self._manager
 
     def mapper(self) -> VIFMapper:
@@ -507,7 +514,7 @@ class VifPlugDynPlugin(osv_plugin.PluginBase):
 
     # -- os-vif -----------------------------------------------------------
 
-    def describe(self) -> osv_objects.host_info.HostPluginInfo:
+    def describe(self) -> osv_host_info.HostPluginInfo:
         """The VIF types and versions this plugin serves.
 
         Versions run from 1.0 to the version the installed os-vif defines,
@@ -515,15 +522,15 @@ class VifPlugDynPlugin(osv_plugin.PluginBase):
         """
         vif_info = []
         for vif_type in self.VIF_TYPES:
-            cls = getattr(osv_objects.vif, vif_type)
-            profiles = [osv_objects.host_info.HostPortProfileInfo(
+            cls = getattr(osv_vif, vif_type)
+            profiles = [osv_host_info.HostPortProfileInfo(
                 profile_object_name=name, min_version='1.0',
-                max_version=getattr(osv_objects.vif, name).VERSION)
+                max_version=getattr(osv_vif, name).VERSION)
                 for name in SUPPORTED_PROFILES[vif_type]]
-            vif_info.append(osv_objects.host_info.HostVIFInfo(
+            vif_info.append(osv_host_info.HostVIFInfo(
                 vif_object_name=vif_type, min_version='1.0',
                 max_version=cls.VERSION, supported_port_profiles=profiles))
-        return osv_objects.host_info.HostPluginInfo(
+        return osv_host_info.HostPluginInfo(
             plugin_name=self.plugin_name, vif_info=vif_info)
 
     def plug(self, vif: Any, instance_info: Any) -> None:
