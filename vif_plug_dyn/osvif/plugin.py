@@ -20,8 +20,8 @@ How a VIF becomes a port (see ``doc/source/user/os-vif.rst``):
   VIFOpenVSwitch    openvswitch      ``bridge`` + openvswitch virtual port;
                                      ``ethernet`` (the library makes the tap
                                      and the OVS port) when the port profile
-                                     asks the plugin to (``create_port`` or
-                                     ``create_tap``)
+                                     asks the plugin for the tap
+                                     (``create_tap``)
   VIFDirect         direct, hostdev  ``direct`` in ``vif.mode``
   VIFHostDevice     hostdev          ``hostdev`` on the VF ``vif.dev_address``
   ================  ===============  ==========================================
@@ -362,15 +362,22 @@ class VIFMapper:
                 vif=what, reason='a multiqueue tap made by the plugin is not '
                                  'supported (the queue count is unknown '
                                  'here)')
-        if create_tap or create_port:
-            # NOTE(vpd): the plugin must wire the port before the guest
-            # exists: the library makes the tap under vif.vif_name and adds
-            # it to the bridge with iface-id, attached-mac and vm-uuid.
-            # With create_port alone the consumer still renders a bridge
-            # interface, and libvirt opens that tap and re-adds the same
-            # port.
+        if create_tap:
+            # NOTE(vpd): the consumer opens a tap the plugin made (libvirt:
+            # <interface type='ethernet'> with managed='no'): the library
+            # makes it under vif.vif_name and adds it to the bridge with
+            # iface-id, attached-mac and vm-uuid before the guest exists.
             accepted: tuple[str, ...] = (endpoints.ETHERNET,)
         else:
+            # NOTE(vpd): create_port alone asks for an OVS port without a
+            # tap, before the guest exists; the consumer still renders
+            # <interface type='bridge'> with an openvswitch virtual port,
+            # and libvirt refuses a tap that already exists. The library
+            # builds no tap-less port: libvirt makes the tap and the port
+            # (the port is wired when the guest starts, not before).
+            if create_port:
+                LOG.debug('%s: create_port without create_tap; the '
+                          'hypervisor adds the OVS port', what)
             accepted = (endpoints.BRIDGE,)
         return Binding(vif_type=VIF_OPENVSWITCH, port=ports.Port(**fields),
                        network=network, accepted_types=accepted, options={},

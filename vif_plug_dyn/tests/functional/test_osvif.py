@@ -185,10 +185,9 @@ def switch(osvif_loaded):
     return ns, ovs
 
 
-@pytest.mark.parametrize('flag', ['create_port', 'create_tap'])
-def test_vifopenvswitch_plugin_makes_tap_and_port(switch, flag):
+def test_vifopenvswitch_plugin_makes_tap_and_port(switch):
     ns, ovs = switch
-    vif = _ovs_vif(**{flag: True})
+    vif = _ovs_vif(create_tap=True, create_port=True)
     os_vif.plug(vif, _info())
     assert ovs.vsctl('list-ports', 'br-green').split() == [vif.vif_name]
     ids = ovs.vsctl('get', 'Interface', vif.vif_name, 'external_ids')
@@ -202,9 +201,10 @@ def test_vifopenvswitch_plugin_makes_tap_and_port(switch, flag):
     assert 'br-green' not in ovs.vsctl('list-br').split()
 
 
-def test_vifopenvswitch_hypervisor_makes_tap_and_port(switch):
+@pytest.mark.parametrize('profile', [{}, {'create_port': True}])
+def test_vifopenvswitch_hypervisor_makes_tap_and_port(switch, profile):
     ns, ovs = switch
-    vif = _ovs_vif()
+    vif = _ovs_vif(**profile)
     os_vif.plug(vif, _info())
     # The library made the bridge; libvirt will add the tap and the port
     # (<virtualport type='openvswitch'> with interfaceid = vif.id).

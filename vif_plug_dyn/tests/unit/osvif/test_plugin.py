@@ -228,10 +228,18 @@ def test_vifopenvswitch_hypervisor_makes_the_port(plugin):
     assert binding.port.tap == vif.vif_name
 
 
-@pytest.mark.parametrize('flag', ['create_port', 'create_tap'])
-def test_vifopenvswitch_plugin_makes_the_tap_and_port(plugin, flag):
-    binding = bind(plugin, vif_ovs(profile_kw={flag: True}))
+def test_vifopenvswitch_plugin_makes_the_tap_and_port(plugin):
+    binding = bind(plugin, vif_ovs(profile_kw={'create_tap': True,
+                                               'create_port': True}))
     assert binding.accepted_types == (endpoints.ETHERNET,)
+    assert binding.interface_id is None
+
+
+def test_vifopenvswitch_create_port_alone_stays_the_hypervisors(plugin):
+    # The consumer still renders a bridge interface, and libvirt refuses
+    # a tap that exists: no tap may be made for it.
+    binding = bind(plugin, vif_ovs(profile_kw={'create_port': True}))
+    assert binding.accepted_types == (endpoints.BRIDGE,)
 
 
 def test_vifopenvswitch_refusals(plugin):
@@ -396,7 +404,7 @@ def test_plug_unplug_bridge(plugin):
 
 
 def test_plug_ovs_ethernet(plugin):
-    vif = vif_ovs(profile_kw={'create_port': True})
+    vif = vif_ovs(profile_kw={'create_tap': True})
     plugin.plug(vif, _info())
     endpoint = plugin.manager.get_endpoint(vif.id)
     assert isinstance(endpoint, endpoints.EthernetEndpoint)
