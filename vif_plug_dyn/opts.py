@@ -34,6 +34,11 @@ core_opts = [
                      'vif_plug_dyn.network_drivers namespace) used for each '
                      'network kind. A network definition can override it '
                      'with <driver name="..."/>.'),
+    cfg.StrOpt('hypervisor', default='libvirt',
+               help='Hypervisor adapter (an entry point name in the '
+                    'vif_plug_dyn.hypervisors namespace) that '
+                    'vif_plug_dyn.load_hypervisor_adapter() loads: it turns '
+                    'endpoints into the hypervisor\'s NIC configuration.'),
     cfg.StrOpt('netns',
                help='Run all host network work inside this network '
                     'namespace (by name, as under /run/netns). The '

@@ -27,6 +27,24 @@ LOG = logging.getLogger(__name__)
 
 #: Owner tag prefix of bridges the library created for a network.
 NETWORK_TAG = 'net:'
+#: Request option: ``'true'`` leaves the tap of a ``bridge`` endpoint to
+#: the hypervisor.
+HYPERVISOR_TAP_OPTION = 'hypervisor_tap'
+
+
+def _hypervisor_tap(request: ports.EndpointRequest,
+                    endpoint_type: str) -> bool:
+    """Whether the hypervisor, not the library, makes the port's tap.
+
+    NOTE(vpd): libvirt refuses to start a guest whose <interface
+    type='bridge'> names a tap that already exists ("The X interface
+    already exists"; managed='no' is refused for that type). A consumer
+    that renders such an interface itself (nova through os-vif) asks for
+    a bridge endpoint with this option: the library then makes the bridge
+    only, and the hypervisor makes the tap and joins it to the bridge.
+    """
+    return endpoint_type == endpoints.BRIDGE and \
+        request.option(HYPERVISOR_TAP_OPTION) == 'true'
 
 
 class BridgeDriver(base.NetworkDriver):
@@ -94,13 +112,14 @@ class BridgeDriver(base.NetworkDriver):
         bridge = str(network.bridge)
         master = bridge if connect else None
         with self._lock:
+            mine = [r for r in requests
+                    if not _hypervisor_tap(r, endpoint_type)]
             batch = self._bridge_ops(network)
-            batch += [taps.create_tap_op(r, network, master)
-                      for r in requests]
+            batch += [taps.create_tap_op(r, network, master) for r in mine]
             # NOTE(vpd): one privileged call, all or nothing: the helper
             # removes what this batch created if any operation fails.
             taps.build(self.host, self.context.ledger, batch,
-                       taps.tap_records(requests, network))
+                       taps.tap_records(mine, network))
         made: list[endpoints.Endpoint] = []
         for request in requests:
             fields = taps.common_fields(request, network)
@@ -114,7 +133,12 @@ class BridgeDriver(base.NetworkDriver):
 
     def delete_endpoints(self, endpoints_: list[endpoints.Endpoint],
                          network: networks.Network) -> None:
-        names = [t for t in map(taps.tap_of, endpoints_) if t]
+        # NOTE(vpd): only the taps the ledger says the library made; a
+        # hypervisor's tap (see HYPERVISOR_TAP_OPTION) is not ours.
+        recorded = {d.name for e in endpoints_
+                    for d in self.context.ledger.devices(e.port_id)
+                    if d.kind == taps.TAP}
+        names = [t for t in map(taps.tap_of, endpoints_) if t in recorded]
         with self._lock:
             if names:
                 self.host.delete(names, missing_ok=True)

@@ -286,4 +286,5 @@ def _macvlan(endpoint: endpoints.Endpoint) -> str:
 def _port_of(endpoint: endpoints.Endpoint,
              network: networks.Network) -> ports.Port:
     return ports.Port(port_id=endpoint.port_id, mac=endpoint.mac,
-                      network=network.name, mtu=endpoint.mtu)
+                      network=network.name, mtu=endpoint.mtu,
+                      tap=taps.tap_of(endpoint))

@@ -164,8 +164,10 @@ class OpenVSwitchDriver(base.NetworkDriver):
             raise exception.OperationNotSupported(
                 operation='connect', by=self.name,
                 reason='a %s endpoint has no tap' % endpoint.type)
+        # NOTE(vpd): the tap keeps the name it was built with, which is
+        # not always the one derived from the port id (Port.tap).
         port = ports.Port(port_id=endpoint.port_id, mac=endpoint.mac,
-                          network=network.name)
+                          network=network.name, tap=tap)
         with self._lock:
             self._ensure_bridge(network)
             self.db.add_ports(str(network.bridge), [self._port_spec(port)],
