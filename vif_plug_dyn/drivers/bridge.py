@@ -27,24 +27,21 @@ LOG = logging.getLogger(__name__)
 
 #: Owner tag prefix of bridges the library created for a network.
 NETWORK_TAG = 'net:'
-#: Request option: ``'true'`` leaves the tap of a ``bridge`` endpoint to
-#: the hypervisor.
-HYPERVISOR_TAP_OPTION = 'hypervisor_tap'
 
 
-def _hypervisor_tap(request: ports.EndpointRequest,
-                    endpoint_type: str) -> bool:
-    """Whether the hypervisor, not the library, makes the port's tap.
+def _library_taps(endpoints_: list[endpoints.Endpoint]
+                  ) -> list[endpoints.Endpoint]:
+    """The endpoints whose tap the library makes: ``ethernet`` ones.
 
-    NOTE(vpd): libvirt refuses to start a guest whose <interface
-    type='bridge'> names a tap that already exists ("The X interface
-    already exists"; managed='no' is refused for that type). A consumer
-    that renders such an interface itself (nova through os-vif) asks for
-    a bridge endpoint with this option: the library then makes the bridge
-    only, and the hypervisor makes the tap and joins it to the bridge.
+    NOTE(vpd): the hypervisor makes the tap of a ``bridge`` endpoint.
+    libvirt refuses to start a guest whose <interface type='bridge'> names
+    a tap that already exists ("The X interface already exists") and
+    refuses managed='no' for that type; so a bridge endpoint gets only its
+    bridge from the library, and its cable moves through the hypervisor's
+    live source change (the runtime does that).
     """
-    return endpoint_type == endpoints.BRIDGE and \
-        request.option(HYPERVISOR_TAP_OPTION) == 'true'
+    return [e for e in endpoints_
+            if isinstance(e, endpoints.EthernetEndpoint)]
 
 
 class BridgeDriver(base.NetworkDriver):
@@ -112,8 +109,7 @@ class BridgeDriver(base.NetworkDriver):
         bridge = str(network.bridge)
         master = bridge if connect else None
         with self._lock:
-            mine = [r for r in requests
-                    if not _hypervisor_tap(r, endpoint_type)]
+            mine = requests if endpoint_type == endpoints.ETHERNET else []
             batch = self._bridge_ops(network)
             batch += [taps.create_tap_op(r, network, master) for r in mine]
             # NOTE(vpd): one privileged call, all or nothing: the helper
@@ -134,7 +130,7 @@ class BridgeDriver(base.NetworkDriver):
     def delete_endpoints(self, endpoints_: list[endpoints.Endpoint],
                          network: networks.Network) -> None:
         # NOTE(vpd): only the taps the ledger says the library made; a
-        # hypervisor's tap (see HYPERVISOR_TAP_OPTION) is not ours.
+        # hypervisor's tap (a bridge endpoint's) is not ours.
         recorded = {d.name for e in endpoints_
                     for d in self.context.ledger.devices(e.port_id)
                     if d.kind == taps.TAP}
@@ -153,10 +149,14 @@ class BridgeDriver(base.NetworkDriver):
         tap = _require_tap(endpoint, self.name)
         with self._lock:
             batch = self._bridge_ops(network)
-            batch.append(ops.set_link(tap, master=str(network.bridge),
-                                      up=True))
-            self.host.run(batch)
+            if isinstance(endpoint, endpoints.EthernetEndpoint):
+                batch.append(ops.set_link(tap, master=str(network.bridge),
+                                          up=True))
+            if batch:
+                self.host.run(batch)
         if isinstance(endpoint, endpoints.BridgeEndpoint):
+            # NOTE(vpd): the hypervisor's tap; the runtime asks the
+            # hypervisor to move it (a live source change).
             return endpoint.replace(network=network.name,
                                     bridge=str(network.bridge))
         return endpoint.replace(network=network.name)
@@ -164,7 +164,11 @@ class BridgeDriver(base.NetworkDriver):
     def disconnect(self, endpoint: endpoints.Endpoint,
                    network: networks.Network) -> None:
         tap = _require_tap(endpoint, self.name)
-        self.host.run([ops.set_nomaster(tap)])
+        if isinstance(endpoint, endpoints.EthernetEndpoint):
+            self.host.run([ops.set_nomaster(tap)])
+        # NOTE(vpd): a bridge endpoint's tap is the hypervisor's and its
+        # interface type cannot be without a bridge: unplugged, only the
+        # guest link goes down (the runtime does that).
 
     def release_network(self, network: networks.Network) -> None:
         with self._lock:
@@ -195,10 +199,11 @@ class BridgeDriver(base.NetworkDriver):
                         vlan_dev, network.uplink, network.uplink_vlan,
                         mtu=network.mtu, tag=NETWORK_TAG + network.name),
                         ops.set_master(vlan_dev, bridge)]
-            batch += taps.missing_tap_ops(endpoints_, network, set(links),
+            mine = _library_taps(endpoints_)
+            batch += taps.missing_tap_ops(mine, network, set(links),
                                           bridge, plugged)
             bridge_index = links.get(bridge, {}).get('index')
-            for endpoint in endpoints_:
+            for endpoint in mine:
                 tap = taps.tap_of(endpoint)
                 if tap is None or tap not in links:
                     continue

@@ -54,7 +54,6 @@ from vif_plug_dyn import networks
 from vif_plug_dyn import opts
 from vif_plug_dyn import osvif
 from vif_plug_dyn import ports
-from vif_plug_dyn.drivers import bridge as bridge_driver
 from vif_plug_dyn.drivers import hostdev
 
 LOG = logging.getLogger(__name__)
@@ -330,13 +329,12 @@ class VIFMapper:
         bridge = self._same_bridge(vif, network, what)
         self._tap(vif, fields)
         # NOTE(vpd): the consumer renders <interface type='bridge'> with
-        # <target dev=vif_name>: libvirt makes that tap itself and refuses
-        # one that exists, so the library makes (and removes) the bridge
-        # only, like os-vif's own linux_bridge plugin did.
+        # <target dev=vif_name>: libvirt makes that tap itself, and for a
+        # bridge endpoint the library makes (and removes) the bridge only,
+        # like os-vif's own linux_bridge plugin did.
         return Binding(vif_type=VIF_BRIDGE, port=ports.Port(**fields),
                        network=network, accepted_types=(endpoints.BRIDGE,),
-                       options={bridge_driver.HYPERVISOR_TAP_OPTION: 'true'},
-                       bridge=bridge)
+                       options={}, bridge=bridge)
 
     def _openvswitch(self, vif: Any, profile: Any,
                      network: networks.Network, what: str,

@@ -63,11 +63,10 @@ def bridge_manager(conf, tmp_path):
     mgr.close()
 
 
-def test_hypervisor_tap_makes_the_bridge_only(bridge_manager):
+def test_bridge_endpoint_makes_the_bridge_only(bridge_manager):
     mgr, host = bridge_manager
     port = _port('lan', tap='tapfromnova0')
-    endpoint = mgr.request_endpoint(port, ['bridge'],
-                                    {'hypervisor_tap': 'true'})
+    endpoint = mgr.request_endpoint(port, ['bridge'])
     assert (endpoint.bridge, endpoint.tap) == ('br-lan', 'tapfromnova0')
     made = [op['op'] for batch in host.batches for op in batch]
     assert made == ['create_bridge']
@@ -81,10 +80,10 @@ def test_hypervisor_tap_makes_the_bridge_only(bridge_manager):
     assert 'tapfromnova0' in host.links
 
 
-def test_library_tap_by_default_under_the_consumers_name(bridge_manager):
+def test_ethernet_tap_under_the_consumers_name(bridge_manager):
     mgr, host = bridge_manager
     port = _port('lan', tap='tapfromnova1')
-    mgr.request_endpoint(port, ['bridge'])
+    mgr.request_endpoint(port, ['ethernet'])
     created = [op['name'] for batch in host.batches for op in batch
                if op['op'] == 'create_tap']
     assert created == ['tapfromnova1']

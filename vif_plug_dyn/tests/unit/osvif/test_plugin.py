@@ -18,7 +18,6 @@ from vif_plug_dyn import endpoints  # noqa: E402
 from vif_plug_dyn import exception  # noqa: E402
 from vif_plug_dyn import opts  # noqa: E402
 from vif_plug_dyn import osvif  # noqa: E402
-from vif_plug_dyn.drivers import bridge as bridge_driver  # noqa: E402
 from vif_plug_dyn.osvif import plugin as plugin_mod  # noqa: E402
 from vif_plug_dyn.tests.unit.conftest import write_network  # noqa: E402
 from vif_plug_dyn.tests.unit.drivers.test_hostdev import (  # noqa: E402
@@ -202,7 +201,7 @@ def test_vifbridge_binding(plugin):
     assert port.tap_name == vif.vif_name
     assert binding.accepted_types == (endpoints.BRIDGE,)
     # The hypervisor makes the tap: libvirt refuses an existing one.
-    assert binding.options == {bridge_driver.HYPERVISOR_TAP_OPTION: 'true'}
+    assert binding.options == {}
     assert binding.bridge == 'br-red'
 
 
@@ -393,7 +392,7 @@ def test_plug_unplug_bridge(plugin):
         'br-red', vif.vif_name, 'red')
     record = plugin.manager.ledger.get_port(vif.id)
     assert record.port.vm_uuid == VM
-    assert record.request.options == {'hypervisor_tap': 'true'}
+    assert record.request.options == {}
     # Plugging again (nova does at every host start) changes nothing.
     plugin.plug(vif, _info())
     assert plugin.manager.get_endpoint(vif.id) == endpoint
