@@ -273,7 +273,7 @@ class Batch:
         def visit(buf: memoryview, start: int, end: int) -> None:
             name = nlmsg.link_name(buf, start, end)
             if name in wanted:
-                info = nlmsg.parse_link(buf, start, end)
+                info = nlmsg.parse_owner(buf, start, end)
                 self._store(name, info)
                 seen.add(name)
                 group = info['group']
@@ -310,14 +310,14 @@ class Batch:
             self.lookup_errors[name] = kernel_error('getlink', name, err,
                                                     text)
             return
-        self._store(name, nlmsg.parse_link(payload, 0, len(payload)))
+        self._store(name, nlmsg.parse_owner(payload, 0, len(payload)))
 
     def _store(self, name: str, info: dict[str, Any]) -> None:
         owned, _tag = ops_mod.parse_alias(info['alias'])
         created = name in self.created
         self.links[name] = Link(
-            name=name, index=info['index'], kind=info['kind'],
-            owned=owned or created, created=created, group=info['group'])
+            name=name, index=info['index'], owned=owned or created,
+            created=created, group=info['group'])
 
     def _get(self, name: str) -> Link | None:
         if name not in self.links:
@@ -577,10 +577,12 @@ class Batch:
             self.links[name] = None
         for index, rdev in nodes.values():
             tuntap.remove_macvtap_node(index, rdev)
-        # NOTE(vpd): a deleted veth takes its peer along; forget the other
-        # veths so they are looked up again if mentioned later.
-        for name, link in list(self.links.items()):
-            if link is not None and link.kind == 'veth':
+        # NOTE(vpd): a deleted veth takes its peer along, a deleted bridge
+        # frees its ports: forget the rest, it is looked up again when an
+        # operation mentions it.
+        gone = set(names)
+        for name in list(self.links):
+            if name not in gone:
                 del self.links[name]
         return names
 
@@ -599,15 +601,16 @@ class Batch:
                        ) -> dict[str, tuple[int, int]]:
         nodes = {}
         for name, index in links:
-            link = self.links.get(name)
             if name in self.nodes:
                 nodes[name] = self.nodes[name]
-            elif link is not None and link.kind == 'macvtap':
-                try:
-                    nodes[name] = (index, tuntap.macvtap_dev_number(
-                        name, index))
-                except OSError:
-                    pass
+                continue
+            try:
+                # NOTE(vpd): only a macvtap has this sysfs file; for
+                # anything else this is one failed open().
+                nodes[name] = (index, tuntap.macvtap_dev_number(name,
+                                                                index))
+            except OSError:
+                pass
         return nodes
 
     def _transient_group(self) -> int:
