@@ -82,7 +82,7 @@ def list_links(master: str | None = None,
     :raises DeviceNotFound: ``master`` does not exist.
     """
     if kind is not None and (not isinstance(kind, str) or
-                             not _KIND_RE.match(kind)):
+                             not _KIND_RE.fullmatch(kind)):
         raise exception.InvalidField(field='kind', value=kind,
                                      reason='expected a link kind such as '
                                             'tun or bridge')

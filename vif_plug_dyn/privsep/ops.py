@@ -53,7 +53,7 @@ def check_tag(value: Any, field: str = 'tag') -> str:
     :raises InvalidField: not a string or with other characters than
         letters, digits, ``_ . : @ -``.
     """
-    if not isinstance(value, str) or not _TAG_RE.match(value):
+    if not isinstance(value, str) or not _TAG_RE.fullmatch(value):
         raise _fail(field, value, '1-128 letters, digits, "_", ".", ":", '
                                   '"@" or "-", starting with a letter or '
                                   'digit')
