@@ -634,20 +634,40 @@ class Batch:
 
     def _remove_created(self, names: list[str]) -> None:
         """Delete devices this batch created (no ownership check: a
-        device whose alias could not be set is still ours)."""
+        device whose alias could not be set is still ours).
+
+        Failures are collected in :attr:`undo_errors`, naming what is left.
+        """
         if not names:
             return
+        stop, self.stop = self.stop, False
+        try:
+            present = self._refresh(names)
+            self._delete(None, present, True)
+            # NOTE(vpd): a device whose transient group could not be set
+            # is still there; delete what is left one by one.
+            for name in self._refresh(present):
+                index = self._index(name)
+                self._send(None, 'dellink', name, functools.partial(
+                    nlmsg.dellink, index=index), _GONE_OK)
+            self._flush()
+            left = self._refresh(present)
+        except Exception as exc:  # noqa: BLE001 - report, do not mask
+            self.undo_errors = ['%s: %r' % (', '.join(names), exc)]
+            return
+        finally:
+            self.stop = stop
+        # NOTE(vpd): intermediate failures do not matter if in the end
+        # nothing is left; what is left is what must be reported.
+        self.undo_errors = (['could not remove %s' % ', '.join(left)]
+                            if left else [])
+
+    def _refresh(self, names: list[str]) -> list[str]:
+        """Look names up afresh; returns those that exist."""
         for name in names:
             self.links.pop(name, None)
         self._lookup(names)
-        present = [n for n in names if self.links.get(n) is not None]
-        stop, self.stop = self.stop, False
-        try:
-            self._delete(None, present, True)
-        except Exception as exc:  # noqa: BLE001 - report, do not mask
-            self.undo_errors.append(repr(exc))
-        finally:
-            self.stop = stop
+        return [n for n in names if self.links.get(n) is not None]
 
     def _rollback(self) -> None:
         self._remove_created(list(dict.fromkeys(self.created)))
@@ -663,7 +683,6 @@ class Batch:
         for i, names in self.op_created.items():
             if self.results[i]['status'] != ops_mod.ERROR:
                 continue
-            self.undo_errors = []
             self._remove_created(names)
             if self.undo_errors:
                 self.results[i]['cleanup_error'] = '; '.join(
