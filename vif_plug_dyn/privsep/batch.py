@@ -464,7 +464,7 @@ class Batch:
             build = functools.partial(
                 rtnl.new_macvlan, name=name, kind=kind, lower=lower,
                 mode=op['mode'], mtu=op['mtu'], mac=op['mac'],
-                group=op['group'])
+                group=op['group'], index=op.get('index') or 0)
         self._create_netlink(i, op, kind, build, (name,))
         self._configure_new(i, name, op)
 

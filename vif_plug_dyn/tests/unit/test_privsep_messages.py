@@ -212,6 +212,11 @@ class TestLinkKinds:
         assert info.get_attr(key) in (value, {
             1: 'private', 2: 'vepa', 4: 'bridge', 8: 'passthru'}[value])
 
+    def test_macvtap_chosen_index(self):
+        msg = _link(rtnl.new_macvlan(3, 'mt0', 'macvtap', 12, 'bridge',
+                                     index=123456))
+        assert msg['index'] == 123456
+
     def test_macvlan_kind_checked(self):
         with pytest.raises(ValueError):
             rtnl.new_macvlan(3, 'x', 'ipvlan', 1, 'bridge')
