@@ -135,3 +135,11 @@ class TestContext:
     def test_stop_without_daemon(self):
         assert not privsep.running()
         privsep.stop()
+
+
+def test_functional_tests_skip_when_not_root(monkeypatch):
+    from vif_plug_dyn.tests.functional import conftest
+    monkeypatch.setattr(conftest.os, 'geteuid', lambda: 1000)
+    with pytest.raises(pytest.skip.Exception) as excinfo:
+        conftest.require_root()
+    assert 'needs root' in str(excinfo.value)
