@@ -17,6 +17,7 @@ from oslo_log import log as logging
 
 from vif_plug_dyn import endpoints
 from vif_plug_dyn import exception
+from vif_plug_dyn import host as host_mod
 from vif_plug_dyn import ledger as ledger_mod
 from vif_plug_dyn import negotiation
 from vif_plug_dyn import networks
@@ -44,6 +45,10 @@ class EndpointManager:
         self.registry.load()
         self.ledger = ledger_mod.Ledger(group.state_path,
                                         timeout=group.lock_timeout)
+        if host is None:
+            # NOTE(vpd): cheap: the privileged daemon only starts on the
+            # first call a driver makes through it.
+            host = host_mod.HostNetwork(conf)
         self.context = base.DriverContext(conf=conf, ledger=self.ledger,
                                           host=host)
         self.drivers = negotiation.DriverSet(conf, self.context)
