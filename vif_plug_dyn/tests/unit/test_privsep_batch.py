@@ -5,6 +5,7 @@ import errno
 import pytest
 
 from vif_plug_dyn.privsep import batch
+from vif_plug_dyn.privsep import handlers
 from vif_plug_dyn.privsep import ops
 from vif_plug_dyn.privsep import tuntap
 from vif_plug_dyn.tests.unit import fake_rtnl
@@ -330,3 +331,7 @@ class TestRedirect:
         # again: nothing to remove is fine
         assert run(kernel, [ops.unredirect('tap0', 'mv0')])[0][
             'status'] == 'ok'
+
+
+def test_every_operation_has_a_handler():
+    assert set(handlers.HANDLERS) == set(ops.SCHEMAS)
