@@ -199,6 +199,7 @@ class Batch:
         return False
 
     def made_here(self, name: str) -> bool:
+        """Whether this batch created ``name``."""
         link = self.links.get(name)
         return link is not None and link.created
 
@@ -208,6 +209,14 @@ class Batch:
               build: Callable[[int], bytes],
               ok_errnos: frozenset[int] = frozenset(),
               creates: tuple[str, ...] = ()) -> None:
+        """Queue a request of operation ``i`` (``None``: undo work).
+
+        :param operation: what it does, for error reports (``setlink``).
+        :param device: the device it is about, for error reports.
+        :param build: called with a sequence number, returns the message.
+        :param ok_errnos: kernel errors that count as success.
+        :param creates: names that exist once it succeeds.
+        """
         self.sock.queue(build, _Step(i, operation, device, ok_errnos,
                                      creates))
 
@@ -219,6 +228,7 @@ class Batch:
                 self._on_step(cookie, err, text)
 
     def flush_checked(self) -> None:
+        """Flush; in stop mode, abort the operation if anything failed."""
         self._flush()
         if self.stop and self.failed:
             raise _Abort()
@@ -236,6 +246,7 @@ class Batch:
             self.confirm(step.op, name)
 
     def confirm(self, i: int | None, name: str) -> None:
+        """Record that operation ``i`` created ``name``."""
         if i is None:
             return
         self.created.append(name)
@@ -313,6 +324,11 @@ class Batch:
             created=created, group=info['group'])
 
     def get(self, name: str) -> Link | None:
+        """What is known of ``name`` (looked up if unknown); ``None``
+        when it does not exist.
+
+        :raises NetlinkOperationFailed: the lookup failed.
+        """
         if name not in self.links:
             self.flush_checked()
             self._lookup([name])
@@ -321,18 +337,32 @@ class Batch:
         return self.links.get(name)
 
     def existing(self, name: str) -> Link:
+        """``name``, which must exist.
+
+        :raises DeviceNotFound: it does not.
+        """
         link = self.get(name)
         if link is None:
             raise exception.DeviceNotFound(device=name)
         return link
 
     def owned(self, name: str, operation: str) -> Link:
+        """``name``, which must exist and be ours.
+
+        :raises DeviceNotOwned: it is not ours.
+        :raises DeviceNotFound: it does not exist.
+        """
         link = self.existing(name)
         if not link.owned:
             raise exception.DeviceNotOwned(operation=operation, device=name)
         return link
 
     def index_of(self, name: str) -> int:
+        """The ifindex of ``name`` (flushing and looking it up when the
+        batch created it and the kernel has not said yet).
+
+        :raises DeviceNotFound: it does not exist.
+        """
         link = self.existing(name)
         if link.index is None:
             self.flush_checked()
@@ -342,11 +372,16 @@ class Batch:
         return link.index
 
     def require_absent(self, name: str, operation: str) -> None:
+        """Refuse to create over an existing name.
+
+        :raises NetlinkOperationFailed: EEXIST.
+        """
         if self.get(name) is not None:
             raise kernel_error(operation, name, errno.EEXIST)
 
     def provisional(self, name: str, kind: str,
-                     group: int | None) -> None:
+                    group: int | None) -> None:
+        """Record a device this batch is creating (index not known yet)."""
         self.links[name] = Link(name=name, index=None, kind=kind,
                                 owned=True, created=True, group=group)
         if group is not None and self.groups_in_use is not None:
@@ -354,9 +389,14 @@ class Batch:
 
     # -- deletion ------------------------------------------------------------
 
-    def delete_links(self, i: int | None, names: list[str], missing_ok: bool
-                ) -> list[str]:
-        """Delete devices already checked; returns the names handled."""
+    def delete_links(self, i: int | None, names: list[str],
+                     missing_ok: bool) -> list[str]:
+        """Delete devices already checked (ours, present): one dellink, or
+        a transient group set on each and one group dellink.
+
+        :param i: the operation (``None``: undo work).
+        :returns: the names handled.
+        """
         if not names:
             return []
         links = [(name, self.index_of(name)) for name in names]
