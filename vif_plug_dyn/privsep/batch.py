@@ -206,9 +206,9 @@ class Batch:
     # -- netlink plumbing ------------------------------------------------
 
     def send(self, i: int | None, operation: str, device: str,
-              build: Callable[[int], bytes],
-              ok_errnos: frozenset[int] = frozenset(),
-              creates: tuple[str, ...] = ()) -> None:
+             build: Callable[[int], bytes],
+             ok_errnos: frozenset[int] = frozenset(),
+             creates: tuple[str, ...] = ()) -> None:
         """Queue a request of operation ``i`` (``None``: undo work).
 
         :param operation: what it does, for error reports (``setlink``).
