@@ -445,18 +445,29 @@ class Batch:
 
     def _macvtap_nodes(self, links: list[tuple[str, int]]
                        ) -> dict[str, tuple[int, int]]:
+        """The /dev nodes of the macvtaps among ``links``, read before
+        they go (their sysfs entry goes with them)."""
+        self._flush()
+        macvtaps: set[str] = set()
+        try:
+            # NOTE(vpd): one dump the kernel filters by kind instead of
+            # one sysfs probe per device.
+            self.sock.dump(functools.partial(nlmsg.dumplinks,
+                                             kind='macvtap'),
+                           lambda buf, start, end: macvtaps.add(
+                               nlmsg.link_name(buf, start, end) or ''))
+        except OSError:
+            macvtaps = {name for name, _index in links}
         nodes = {}
         for name, index in links:
             if name in self.nodes:
                 nodes[name] = self.nodes[name]
-                continue
-            try:
-                # NOTE(vpd): only a macvtap has this sysfs file; for
-                # anything else this is one failed open().
-                nodes[name] = (index, tuntap.macvtap_dev_number(name,
-                                                                index))
-            except OSError:
-                pass
+            elif name in macvtaps:
+                try:
+                    nodes[name] = (index, tuntap.macvtap_dev_number(
+                        name, index))
+                except OSError:
+                    pass
         return nodes
 
     def _transient_group(self) -> int:

@@ -60,7 +60,7 @@ class FakeKernel:
         self.next_index = 1
         self.log = []
         self.fail = {}
-        self.dumps = 0
+        self.dumps = []
         self._pending = []
         self._seq = 0
         self.add('lo', kind=None)
@@ -112,10 +112,20 @@ class FakeKernel:
         return self.flush()[-1]
 
     def dump(self, build, visit=None):
+        """A dump, filtered like the kernel does on master and kind."""
         assert not self._pending
-        self.dumps += 1
+        msg = ifinfmsg(build(self.next_seq()))
+        msg.decode()
+        master = msg.get_attr('IFLA_MASTER')
+        info = msg.get_attr('IFLA_LINKINFO')
+        kind = info.get_attr('IFLA_INFO_KIND') if info else None
+        self.dumps.append((master, kind))
         out = []
         for link in list(self.links.values()):
+            if master is not None and link.master != master:
+                continue
+            if kind is not None and link.kind != kind:
+                continue
             payload = link.encode()
             if visit is None:
                 out.append(payload)
