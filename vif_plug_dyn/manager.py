@@ -16,8 +16,8 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from vif_plug_dyn import endpoints
-from vif_plug_dyn import host as host_mod
 from vif_plug_dyn import exception
+from vif_plug_dyn import host as host_mod
 from vif_plug_dyn import ledger as ledger_mod
 from vif_plug_dyn import negotiation
 from vif_plug_dyn import networks
