@@ -219,7 +219,14 @@ class PrivilegedHelperFailed(VifPlugDynException):
 class HypervisorNotFound(VifPlugDynException, LookupError):
     """No hypervisor adapter is installed under that name."""
 
-    msg_fmt = 'Hypervisor adapter %(name)s is not installed'
+    msg_fmt = ('Hypervisor adapter %(name)s is not installed (entry point '
+               'namespace %(namespace)s has: %(available)s)')
+
+
+class HypervisorLoadFailed(VifPlugDynException):
+    """A hypervisor adapter was found but failed to load."""
+
+    msg_fmt = 'Hypervisor adapter %(name)s failed to load: %(reason)s'
 
 
 class HypervisorOperationFailed(VifPlugDynException):
@@ -355,3 +362,25 @@ class HostInterfaceCycle(VifPlugDynException, ValueError):
     """Host interfaces depend on each other in a loop."""
 
     msg_fmt = 'Host interfaces depend on each other in a cycle: %(cycle)s'
+
+
+# --- os-vif ------------------------------------------------------------------
+
+class UnsupportedVIF(VifPlugDynException, ValueError):
+    """An os-vif VIF object this library cannot plug."""
+
+    msg_fmt = '%(vif)s cannot be plugged by vif_plug_dyn: %(reason)s'
+
+
+class NoNetworkForVIF(VifPlugDynException, LookupError):
+    """No host network answers an os-vif VIF."""
+
+    msg_fmt = ('No host network for %(vif)s: tried %(tried)s (name the '
+               'network in [%(group)s] network_map)')
+
+
+class VIFMismatch(VifPlugDynException):
+    """A host network cannot serve a VIF the way its consumer renders it."""
+
+    msg_fmt = ('Network %(network)s cannot serve %(vif)s as its consumer '
+               'will configure it: %(reason)s')

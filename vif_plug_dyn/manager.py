@@ -16,8 +16,8 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from vif_plug_dyn import endpoints
-from vif_plug_dyn import host as host_mod
 from vif_plug_dyn import exception
+from vif_plug_dyn import host as host_mod
 from vif_plug_dyn import ledger as ledger_mod
 from vif_plug_dyn import negotiation
 from vif_plug_dyn import networks
@@ -317,6 +317,8 @@ class EndpointManager:
                 accepted_types=record.request.accepted_types,
                 options=record.request.options)
             self.guest.follow_source(record, endpoint)
+            self.guest.reattach(record, endpoint)
+            left = record.network
             # NOTE(vpd): the health belongs to where the cable is now: a
             # port degraded on its old network is fine on the new one.
             health = self._health(driver, target, [endpoint])[port_id]
@@ -325,6 +327,9 @@ class EndpointManager:
                                              cable=ledger_mod.PLUGGED,
                                              health=health)
             self.guest.apply(record)
+            if left != target.name:
+                old = self.registry.get(left)
+                self.drivers.for_network(old).release_network(old)
             LOG.info('Port %(port)s plugged into %(network)s',
                      {'port': port_id, 'network': target.name})
             return endpoint

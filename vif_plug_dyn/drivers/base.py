@@ -158,6 +158,11 @@ class NetworkDriver(abc.ABC):
         """
         return None
 
+    def release_network(self, network: networks.Network) -> None:
+        """A port left ``network`` for another one: remove the network's
+        own host objects (a bridge the library made) if no port is left."""
+        return None
+
     def lost(self, endpoints_: list[endpoints.Endpoint],
              network: networks.Network) -> None:
         """Tidy up after a dependency of ``endpoints_`` vanished (the

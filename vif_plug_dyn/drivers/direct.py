@@ -29,6 +29,7 @@ from vif_plug_dyn import endpoints
 from vif_plug_dyn import exception
 from vif_plug_dyn import ledger as ledger_mod
 from vif_plug_dyn import networks
+from vif_plug_dyn import opts
 from vif_plug_dyn import ports
 from vif_plug_dyn.drivers import base
 from vif_plug_dyn.drivers import taps
@@ -155,6 +156,9 @@ class DirectDriver(base.NetworkDriver):
 
     def connect(self, endpoint: endpoints.Endpoint,
                 network: networks.Network) -> endpoints.Endpoint:
+        if isinstance(endpoint, endpoints.DirectEndpoint) and \
+                self._reattach_allowed():
+            return self._new_source(endpoint, network)
         tap = self._steered_tap(endpoint, 'connect')
         port = _port_of(endpoint, network)
         request = ports.EndpointRequest(port=port)
@@ -172,8 +176,30 @@ class DirectDriver(base.NetworkDriver):
         assert tap == port.tap_name
         return endpoint.replace(network=network.name)
 
+    def _reattach_allowed(self) -> bool:
+        return bool(self.context.conf[opts.GROUP].direct_reconnect ==
+                    'reattach')
+
+    def _new_source(self, endpoint: endpoints.DirectEndpoint,
+                    network: networks.Network) -> endpoints.Endpoint:
+        """Allocate a pool interface for a genuine macvtap moving to
+        ``network``; the hypervisor re-attaches the NIC to it."""
+        request = ports.EndpointRequest(port=_port_of(endpoint, network))
+        lower = self._allocate(request, network, self._present(network),
+                               require_present=True)
+        return endpoints.DirectEndpoint(
+            port_id=endpoint.port_id, network=network.name,
+            mac=endpoint.mac, queues=endpoint.queues, source_dev=lower,
+            mode=str(network.mode), virtualport=endpoint.virtualport)
+
     def disconnect(self, endpoint: endpoints.Endpoint,
                    network: networks.Network) -> None:
+        if isinstance(endpoint, endpoints.DirectEndpoint) and \
+                self._reattach_allowed():
+            # NOTE(vpd): the macvtap stays with the guest; unplugged, its
+            # pool place is given back and only the guest link goes down.
+            self.context.ledger.release(endpoint.port_id, network.name)
+            return
         self._steered_tap(endpoint, 'disconnect')
         macvlan = _macvlan(endpoint)
         # NOTE(vpd): deleting the macvlan takes its own filters with it;
@@ -255,7 +281,9 @@ class DirectDriver(base.NetworkDriver):
                 operation=operation, by=self.name,
                 reason='a genuine macvtap (%s endpoint) cannot change its '
                        'cable at run time; use a steered (ethernet) '
-                       'endpoint or the reconnect strategy' % endpoint.type)
+                       'endpoint, or the reconnect strategy '
+                       '([vif_plug_dyn] direct_reconnect = reattach)' %
+                       endpoint.type)
         return endpoint.tap
 
 
@@ -266,4 +294,5 @@ def _macvlan(endpoint: endpoints.Endpoint) -> str:
 def _port_of(endpoint: endpoints.Endpoint,
              network: networks.Network) -> ports.Port:
     return ports.Port(port_id=endpoint.port_id, mac=endpoint.mac,
-                      network=network.name, mtu=endpoint.mtu)
+                      network=network.name, mtu=endpoint.mtu,
+                      tap=taps.tap_of(endpoint))

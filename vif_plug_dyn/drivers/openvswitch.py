@@ -164,8 +164,10 @@ class OpenVSwitchDriver(base.NetworkDriver):
             raise exception.OperationNotSupported(
                 operation='connect', by=self.name,
                 reason='a %s endpoint has no tap' % endpoint.type)
+        # NOTE(vpd): the tap keeps the name it was built with, which is
+        # not always the one derived from the port id (Port.tap).
         port = ports.Port(port_id=endpoint.port_id, mac=endpoint.mac,
-                          network=network.name)
+                          network=network.name, tap=tap)
         with self._lock:
             self._ensure_bridge(network)
             self.db.add_ports(str(network.bridge), [self._port_spec(port)],
@@ -180,6 +182,10 @@ class OpenVSwitchDriver(base.NetworkDriver):
         tap = taps.tap_of(endpoint)
         if tap is not None:
             self.db.del_ports(str(network.bridge), [tap], wait=self._wait)
+
+    def release_network(self, network: networks.Network) -> None:
+        with self._lock:
+            self._remove_bridge_if_unused(network, set())
 
     def restore(self, endpoints_: list[endpoints.Endpoint],
                 network: networks.Network, plugged: set[str]) -> None:

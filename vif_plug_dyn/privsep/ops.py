@@ -53,7 +53,7 @@ def check_tag(value: Any, field: str = 'tag') -> str:
     :raises InvalidField: not a string or with other characters than
         letters, digits, ``_ . : @ -``.
     """
-    if not isinstance(value, str) or not _TAG_RE.match(value):
+    if not isinstance(value, str) or not _TAG_RE.fullmatch(value):
         raise _fail(field, value, '1-128 letters, digits, "_", ".", ":", '
                                   '"@" or "-", starting with a letter or '
                                   'digit')
@@ -129,6 +129,10 @@ def _vf_mac(value: Any, field: str) -> str:
     return validate.mac(value, field)
 
 
+def _ifindex(value: Any, field: str) -> int:
+    return _u32(value, field, 1, 2 ** 31 - 1)
+
+
 def _miimon(value: Any, field: str) -> int:
     return _u32(value, field, 0, 60000)
 
@@ -184,7 +188,8 @@ SCHEMAS: dict[str, dict[str, tuple[Validator, Any]]] = {
                     'master': (validate.ifname, None),
                     'peer_master': (validate.ifname, None)},
     'create_macvtap': {**_DEVICE_FIELDS, **_LOWER_FIELDS,
-                       'mode': (validate.macvtap_mode, 'bridge')},
+                       'mode': (validate.macvtap_mode, 'bridge'),
+                       'index': (_ifindex, None)},
     'create_macvlan': {**_DEVICE_FIELDS, **_LOWER_FIELDS,
                        'mode': (validate.macvtap_mode, 'bridge')},
     'create_vlan': {**_DEVICE_FIELDS, **_LOWER_FIELDS,
@@ -381,14 +386,18 @@ def create_veth(name: str, peer: str, *, mtu: int | None = None,
 def create_macvtap(name: str, lower: str, *, mode: str = 'bridge',
                    mtu: int | None = None, mac: str | None = None,
                    up: bool = True, tag: str | None = None,
-                   group: int | None = None) -> dict[str, Any]:
+                   group: int | None = None,
+                   index: int | None = None) -> dict[str, Any]:
     """A macvtap on ``lower``; its ``/dev/tapN`` node is made if missing.
 
     :param mode: ``vepa``, ``bridge``, ``private`` or ``passthrough``.
+    :param index: the ifindex to give it (N in ``/dev/tapN``); the kernel
+        picks one when ``None``.
     :raises InvalidField: a bad value.
     """
     return _build('create_macvtap', name=name, lower=lower, mode=mode,
-                  mtu=mtu, mac=mac, up=up, tag=tag, group=group)
+                  mtu=mtu, mac=mac, up=up, tag=tag, group=group,
+                  index=index)
 
 
 def create_macvlan(name: str, lower: str, *, mode: str = 'bridge',

@@ -45,10 +45,12 @@ def _linkinfo(kind: str, data: list[tuple[str, Any]] | None
 def newlink(seq: int, name: str, kind: str, *, mtu: int | None = None,
             mac: str | None = None, lower: int | None = None,
             group: int | None = None,
-            data: list[tuple[str, Any]] | None = None) -> bytes:
+            data: list[tuple[str, Any]] | None = None,
+            index: int = 0) -> bytes:
     """RTM_NEWLINK creating a link (NLM_F_CREATE | NLM_F_EXCL).
 
     :param name: the new link's name.
+    :param index: the ifindex it gets (0: the kernel picks).
     :param kind: the rtnl link kind (``bridge``, ``macvtap``...).
     :param lower: the index of the device it sits on (IFLA_LINK).
     :param data: kind-specific IFLA_INFO_DATA attributes, pyroute2 style.
@@ -66,7 +68,7 @@ def newlink(seq: int, name: str, kind: str, *, mtu: int | None = None,
     attrs.append(_linkinfo(kind, data))
     flags = (nlmsg.NLM_F_REQUEST | nlmsg.NLM_F_ACK | nlmsg.NLM_F_CREATE |
              nlmsg.NLM_F_EXCL)
-    return _encode(seq, flags, 0, attrs)
+    return _encode(seq, flags, index, attrs)
 
 
 def new_bridge(seq: int, name: str, *, mtu: int | None = None,
@@ -99,13 +101,14 @@ def new_veth(seq: int, name: str, peer: str, *, mtu: int | None = None,
 
 def new_macvlan(seq: int, name: str, kind: str, lower: int, mode: str, *,
                 mtu: int | None = None, mac: str | None = None,
-                group: int | None = None) -> bytes:
+                group: int | None = None, index: int = 0) -> bytes:
     """A macvlan or macvtap (``kind``) on the device of index ``lower``."""
     if kind not in ('macvlan', 'macvtap'):
         raise ValueError('kind must be macvlan or macvtap')
     key = 'IFLA_MACVLAN_MODE' if kind == 'macvlan' else 'IFLA_MACVTAP_MODE'
     return newlink(seq, name, kind, mtu=mtu, mac=mac, lower=lower,
-                   group=group, data=[(key, MACVLAN_MODES[mode])])
+                   group=group, data=[(key, MACVLAN_MODES[mode])],
+                   index=index)
 
 
 def new_vlan(seq: int, name: str, lower: int, vlan_id: int, *,

@@ -75,3 +75,28 @@ class GuestLink:
         except (exception.DomainNotFound, exception.InterfaceNotFound):
             return False
         return True
+
+    def reattach(self, record: ledger_mod.PortRecord,
+                 endpoint: endpoints.Endpoint) -> bool:
+        """Give a genuine macvtap NIC its new source by detaching it and
+        attaching it again in the same slot (guest-visible).
+
+        :returns: whether a guest was told.
+        """
+        old = record.endpoint
+        domain = record.port.vm_uuid
+        if self.hypervisor is None or domain is None or \
+                not isinstance(old, endpoints.DirectEndpoint) or \
+                not isinstance(endpoint, endpoints.DirectEndpoint) or \
+                (old.source_dev, old.mode) == (endpoint.source_dev,
+                                               endpoint.mode):
+            return False
+        try:
+            self.hypervisor.reattach(domain, endpoint)
+        except (exception.DomainNotFound, exception.InterfaceNotFound):
+            return False
+        LOG.info('Port %(port)s: guest %(domain)s NIC re-attached on '
+                 '%(dev)s (guest-visible)', {'port': record.port.port_id,
+                                             'domain': domain,
+                                             'dev': endpoint.source_dev})
+        return True

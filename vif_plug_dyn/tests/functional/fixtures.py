@@ -74,7 +74,7 @@ def master_of(ns, name):
 def tap_guest(ns, tap, mac, ip):
     """A stand-in guest answering ARP and ping on ``tap``."""
     proc = ns.popen([sys.executable, '-m',
-                     'vif_plug_dyn.tests.functional.harness.tapguest',
+                     'vif_plug_dyn.demo.tapguest',
                      '--tap', tap, '--mac', mac, '--ip', ip],
                     stdout=subprocess.PIPE, text=True)
     try:

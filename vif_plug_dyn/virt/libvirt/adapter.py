@@ -152,3 +152,17 @@ class LibvirtAdapter(base.HypervisorAdapter):
     def update_source(self, domain: str,
                       endpoint: endpoints.Endpoint) -> None:
         self.live.update_source(domain, endpoint)
+
+    def reattach(self, domain: str, endpoint: endpoints.Endpoint) -> None:
+        current = domain_mod.get_interface(self.domain_xml(domain),
+                                           endpoint.mac)
+        address = current.guest_address.pci() \
+            if current.guest_address is not None else None
+        # NOTE(vpd): the same guest PCI address, alias and model: to the
+        # guest this is its NIC going away and coming back in its slot.
+        self.detach(domain, endpoint.mac)
+        alias = current.alias if current.alias and \
+            current.alias.startswith('ua-') else None
+        self.attach(domain, endpoint, model=current.model,
+                    guest_address=address, alias=alias,
+                    link_up=current.link_state != 'down')

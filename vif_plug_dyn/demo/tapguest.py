@@ -3,7 +3,7 @@
 Run inside the tap's namespace (the tap is found by name there)::
 
     ip netns exec NS python3 -m \
-        vif_plug_dyn.tests.functional.harness.tapguest \
+        vif_plug_dyn.demo.tapguest \
         --tap vpd0123 --mac 52:54:00:00:00:01 --ip 192.0.2.10
 
 It attaches to the existing tap exactly as QEMU does (TUNSETIFF on
@@ -83,7 +83,13 @@ def main() -> int:
         ready, _, _ = select.select([fd], [], [], 1.0)
         if not ready:
             continue
-        reply = _answer(os.read(fd, 65536), mac, ip)
+        try:
+            frame = os.read(fd, 65536)
+        except OSError:
+            # NOTE(vpd): the tap was deleted under us: the guest's NIC is
+            # gone, and so is this stand-in.
+            return 0
+        reply = _answer(frame, mac, ip)
         if reply is not None:
             os.write(fd, reply)
             answered += 1
