@@ -149,8 +149,10 @@ def _watch(mgr: manager_mod.EndpointManager,
            args: argparse.Namespace) -> Any:
     # NOTE(vpd): imported here: only this command needs the watcher.
     from vif_plug_dyn.runtime import watcher as watcher_mod
-    watcher = watcher_mod.Watcher(mgr, settle=args.settle / 1000.0,
-                                  max_hold=args.max_hold / 1000.0)
+    watcher = watcher_mod.Watcher(
+        mgr, settle=args.settle / 1000.0,
+        burst_settle=args.burst_settle / 1000.0,
+        max_hold=args.max_hold / 1000.0)
     watcher.open()
 
     def stop(signum: int, _frame: Any) -> None:
@@ -259,9 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser(
         'watch', help='heal endpoints as host interfaces come and go, '
                       'until SIGTERM or SIGINT (then print a summary)')
-    watch.add_argument('--settle', type=float, default=5.0,
+    watch.add_argument('--settle', type=float, default=2.0,
                        metavar='MS', help='quiet time that ends a burst of '
                                           'events (default: %(default)s)')
+    watch.add_argument('--burst-settle', type=float, default=25.0,
+                       metavar='MS', help='quiet time that ends a burst '
+                                          'once several watched devices '
+                                          'changed (default: %(default)s)')
     watch.add_argument('--max-hold', type=float, default=250.0,
                        metavar='MS', help='longest a burst is held back '
                                           '(default: %(default)s)')

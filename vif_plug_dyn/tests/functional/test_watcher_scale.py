@@ -165,3 +165,4 @@ def test_thousand_ports_many_rounds(scale_host, scale_manager, rcvbuf):
     reports = _scenario(scale_host, scale_manager, rcvbuf, rounds=8,
                         seed=rcvbuf)
     assert not any(r.failed for r in reports)
+

@@ -673,3 +673,63 @@ def test_changed_record_is_examined_without_an_event(mgr, watcher, events,
     assert _health(mgr, blue) == {WAIT}
     report = watcher.run_once(0)
     assert report.events == 0 and report.restored == blue
+
+
+def _later(delay, action):
+    thread = threading.Timer(delay, action)
+    thread.start()
+    return thread
+
+
+def test_two_watched_devices_make_a_burst(mgr, events):
+    """Two watched devices in one round switch to the burst settle time,
+    which gathers a third event that the short one would have missed."""
+    _ports(mgr, 'blue', 1)
+    _ports(mgr, 'green', 1)
+    w = watcher_mod.Watcher(mgr, netns=None, settle=0.005,
+                            burst_settle=0.2, events_factory=lambda: events)
+    try:
+        w.run_once(0)
+        events.remove('up0')
+        events.remove('up1')
+        timer = _later(0.05, lambda: events.add('up0'))
+        report = w.run_once(1)
+        timer.join()
+        assert report.events == 3
+        assert report.restore_calls == {'blue': 1}
+    finally:
+        w.close()
+
+
+def test_lone_device_acts_after_the_short_settle(mgr, events):
+    _ports(mgr, 'blue', 1)
+    w = watcher_mod.Watcher(mgr, netns=None, settle=0.005,
+                            burst_settle=0.5, events_factory=lambda: events)
+    try:
+        w.run_once(0)
+        events.remove('up0')
+        started = time.monotonic()
+        report = w.run_once(1)
+        assert report.events == 1 and time.monotonic() - started < 0.3
+    finally:
+        w.close()
+
+
+def test_round_on_the_heels_of_the_last_is_a_burst(mgr, events):
+    """Deletions come one per 16 ms or so: a round that starts soon after
+    the previous one's watched events uses the burst settle time."""
+    _ports(mgr, 'blue', 1)
+    _ports(mgr, 'green', 1)
+    w = watcher_mod.Watcher(mgr, netns=None, settle=0.005,
+                            burst_settle=0.1, events_factory=lambda: events)
+    try:
+        w.run_once(0)
+        events.remove('up0')
+        assert w.run_once(1).events == 1          # alone: acted at once
+        events.remove('up1')
+        timer = _later(0.04, lambda: events.add('up0'))
+        report = w.run_once(1)
+        timer.join()
+        assert report.events == 2
+    finally:
+        w.close()
