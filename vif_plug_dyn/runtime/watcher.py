@@ -722,6 +722,11 @@ class Watcher:
         try:
             while not self._stopping.is_set():
                 try:
+                    if not self._synced:
+                        # NOTE(vpd): a round of its own, reported at
+                        # once rather than with the first event.
+                        self.sync()
+                        continue
                     self.run_once(None)
                     delay = RETRY_DELAYS[0]
                 except Exception:  # noqa: BLE001 - the loop must go on
