@@ -251,12 +251,24 @@ class Ledger:
                                 ', '.join('?' * len(part)), tuple(part))
         return [_port_record(row) for row in found]
 
-    def port_stamps(self) -> dict[str, float]:
+    def port_stamps(self, port_ids: list[str] | None = None
+                    ) -> dict[str, float]:
         """Return ``{port_id: time of its last change}`` of the active
-        ports: a cheap way to see which records changed since an earlier
-        look (the watcher re-reads only those)."""
-        return dict(self._read('SELECT port_id, updated FROM ports WHERE '
-                               'state = ?', (ACTIVE,)))
+        ports (among ``port_ids`` if given): a cheap way to see which
+        records changed since an earlier look (the watcher re-reads only
+        those)."""
+        if port_ids is None:
+            return dict(self._read('SELECT port_id, updated FROM ports '
+                                   'WHERE state = ?', (ACTIVE,)))
+        found: dict[str, float] = {}
+        ids = sorted(set(port_ids))
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            found.update(self._read(
+                'SELECT port_id, updated FROM ports WHERE state = ? AND '
+                'port_id IN (%s)' % ', '.join('?' * len(part)),
+                (ACTIVE, *part)))
+        return found
 
     def change_probe(self) -> 'ChangeProbe':
         """Return a probe telling whether anyone committed a change since
@@ -312,6 +324,19 @@ class Ledger:
             row = db.execute('SELECT * FROM ports WHERE port_id = ?',
                              (port_id,)).fetchone()
         return _port_record(row)
+
+    def set_health(self, port_ids: list[str], health: str) -> float:
+        """Set the health of many ports in one transaction.
+
+        :returns: the change time written (each record's ``updated``);
+            unknown ports are skipped.
+        """
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany('UPDATE ports SET health = ?, updated = ? WHERE '
+                           'port_id = ?',
+                           [(health, now, port_id) for port_id in port_ids])
+        return now
 
     def delete_port(self, port_id: str) -> None:
         """Forget a port, its allocations and its device records."""

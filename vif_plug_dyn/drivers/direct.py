@@ -237,10 +237,14 @@ class DirectDriver(base.NetworkDriver):
         batch = taps.missing_tap_ops(steered, network, present, None,
                                      plugged)
         records = []
+        # NOTE(vpd): one query for the network's allocations, not one per
+        # port (the watcher restores hundreds at once).
+        held = {port_id: resource for (_net, resource), holders in
+                self.context.ledger.allocations(network.name).items()
+                for port_id in holders}
         for endpoint in steered:
             port = taps.port_of(endpoint)
-            lower = self.context.ledger.allocation(endpoint.port_id,
-                                                   network.name)
+            lower = held.get(endpoint.port_id)
             macvlan = port.macvlan_name
             if endpoint.port_id not in plugged:
                 if macvlan in present:

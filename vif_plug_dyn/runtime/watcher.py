@@ -502,6 +502,20 @@ class DependencyMap:
                 continue
             self._set_deps(port_id, self._dependencies(record))
 
+    def fresh(self, port_ids: list[str]) -> list[ledger_mod.PortRecord]:
+        """The current records of ``port_ids`` (the active ones): the
+        known ones whose change time did not move, the others read
+        again."""
+        stamps = self.manager.ledger.port_stamps(port_ids)
+        for port_id in set(port_ids) - set(stamps):
+            self._drop(port_id)
+        same = [self.records[i] for i, stamp in stamps.items()
+                if i in self.records and self.records[i].updated == stamp]
+        stale = [i for i in stamps if i not in self.records or
+                 self.records[i].updated != stamps[i]]
+        return same + (self.manager.ledger.get_ports(stale) if stale
+                       else [])
+
     def dependents(self, names: Iterable[str]) -> set[str]:
         """The ports that need any of ``names``."""
         found: set[str] = set()
@@ -884,11 +898,10 @@ class Watcher:
         # with a repair; the plan is made again from fresh records under
         # them.
         with mgr._port_locks(ids):
-            fresh = mgr.ledger.get_ports(ids)
-            self.map.accept(fresh)
+            self.map.accept(self.map.fresh(ids))
             plan = decide(self.map.health(), self.map.deps, self.view,
                           bounced, ids, verify)
-            records = {r.port.port_id: r for r in fresh}
+            records = self.map.records
             self._lose(plan.lose, records, report)
             self._restore(plan.restore, set(plan.bounced), records, report)
 
@@ -903,13 +916,16 @@ class Watcher:
 
     def _set_health(self, records: list[ledger_mod.PortRecord],
                     health: str) -> list[ledger_mod.PortRecord]:
-        ledger = self.manager.ledger
         changed = [r for r in records if r.health != health]
         if not changed:
             return []
-        with ledger.transaction():
-            updated = [ledger.update_port(r.port.port_id, health=health)
-                       for r in changed]
+        # NOTE(vpd): the records are fresh (read under the port locks);
+        # only their health and change time move, so they are not read
+        # back (a thousand JSON records cost more than the write).
+        stamp = self.manager.ledger.set_health(
+            [r.port.port_id for r in changed], health)
+        updated = [dataclasses.replace(r, health=health, updated=stamp)
+                   for r in changed]
         self.map.accept(updated)
         return updated
 
