@@ -189,13 +189,15 @@ class Heal:
                 self.ns.run(['ip', 'link', 'del', self.lower])
                 self._until(reports, lambda r: self._health() == {
                     ledger_mod.DEGRADED})
-                # NOTE(vpd): a poller's phase must not line up with the
+                # NOTE(vpd): time a fresh appearance on an idle watcher,
+                # not the tail of the deletion's round (a thousand ports'
+                # tidy-up) or of its burst (see DEFAULT_BURST_SETTLE)...
+                _quiet(reports, 0.2)
+                # ... and a poller's phase must not line up with the
                 # repetitions: wait a random part of its interval.
-                # NOTE(vpd): and a fresh appearance, not the tail of the
-                # deletion's burst (see DEFAULT_BURST_SETTLE).
-                time.sleep(0.05 + (random.uniform(0, Poller.interval)
-                                   if isinstance(watcher, Poller) else 0))
-                _drain(reports)
+                if isinstance(watcher, Poller):
+                    time.sleep(random.uniform(0, Poller.interval))
+                    _drain(reports)
                 started = time.monotonic()
                 _, err, text, _ = self.sock.request(
                     lambda seq: rtnl.new_veth(seq, self.lower,
@@ -208,7 +210,8 @@ class Heal:
                 while restored != wanted:
                     report = reports.get(timeout=max(
                         0.1, deadline - time.monotonic()))
-                    if woke is None and report.woke is not None:
+                    if woke is None and report.woke is not None and \
+                            report.woke >= started:
                         woke = report.woke
                     restored.update(report.restored)
                     finished = report.finished
@@ -251,6 +254,16 @@ class Heal:
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError('the watcher did not get there')
+
+
+def _quiet(reports: 'queue.Queue[watcher_mod.Report]',
+           seconds: float) -> None:
+    """Wait until no round has ended for ``seconds``."""
+    while True:
+        try:
+            reports.get(timeout=seconds)
+        except queue.Empty:
+            return
 
 
 def _drain(reports: 'queue.Queue[watcher_mod.Report]') -> None:

@@ -733,3 +733,36 @@ def test_round_on_the_heels_of_the_last_is_a_burst(mgr, events):
         assert report.events == 2
     finally:
         w.close()
+
+
+def test_thread_reports_its_start_round_at_once(mgr, events):
+    """The first round (read everything, restore) is reported as soon as
+    it is done, not with the first event."""
+    blue = _ports(mgr, 'blue', 1)
+    seen = threading.Event()
+    reports = []
+
+    def on_report(report):
+        reports.append(report)
+        seen.set()
+    w = watcher_mod.Watcher(mgr, netns=None, events_factory=lambda: events,
+                            on_report=on_report)
+    w.start()
+    try:
+        assert seen.wait(5)
+        assert reports[0].resynced and reports[0].restored == blue
+        assert reports[0].finished > 0
+    finally:
+        w.close()
+
+
+def test_report_callback_errors_do_not_stop_the_watcher(mgr, watcher,
+                                                       events):
+    _ports(mgr, 'blue', 1)
+
+    def broken(report):
+        raise RuntimeError('observer bug')
+    watcher.on_report = broken
+    watcher.run_once(0)
+    events.remove('up0')
+    assert len(watcher.run_once(1).degraded) == 1
