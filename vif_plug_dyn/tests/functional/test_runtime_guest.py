@@ -14,7 +14,6 @@ import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
-from oslo_config import cfg
 
 from vif_plug_dyn import manager as manager_mod
 from vif_plug_dyn import opts
