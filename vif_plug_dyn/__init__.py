@@ -16,9 +16,18 @@ VifPlugDynException` subclasses for errors it anticipates.
 """
 
 import threading
+import warnings
 from typing import Any
 
 from oslo_config import cfg
+
+with warnings.catch_warnings():
+    # NOTE(vpd): oslo.privsep imports eventlet when it is installed (os-vif
+    # brings it in), and eventlet warns about itself at import time; that
+    # is not our users' concern and would end up on every command's
+    # standard error. Only that warning, only during this import.
+    warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
+    from oslo_privsep import priv_context  # noqa: F401
 
 from vif_plug_dyn import endpoints
 from vif_plug_dyn import manager as manager_mod

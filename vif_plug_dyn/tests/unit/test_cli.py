@@ -37,6 +37,8 @@ def test_endpoint_flow(run):
     assert [e['port_id'] for e in out] == [port_id]
     status, out, _ = run('disconnect', port_id)
     assert status == 0
+    status, out, _ = run('link', port_id, 'up')
+    assert (out['link'], out['cable']) == ('up', 'unplugged')
     status, out, _ = run('network', 'list')
     assert {n['name']: n['ports'] for n in out} == {
         'blue': 1, 'nat': 0, 'red': 0}

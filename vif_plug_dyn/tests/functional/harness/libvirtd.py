@@ -516,8 +516,9 @@ class Guest:
 
     def __init__(self, daemon, interfaces=(), name=None, memory_mib=128,
                  vcpus=1, kernel=None, initrd=None, cmdline=GUEST_CMDLINE,
-                 extra_devices=()):
+                 extra_devices=(), uuid=None):
         self.daemon = daemon
+        self.uuid = uuid
         self.name = name or f"vpdt-{secrets.token_hex(3)}"
         if kernel is None or initrd is None:
             kernel, initrd = guest_images()
@@ -564,6 +565,8 @@ class Guest:
     def domain_xml(self):
         dom = ET.Element("domain", type="qemu")
         ET.SubElement(dom, "name").text = self.name
+        if self.uuid:
+            ET.SubElement(dom, "uuid").text = self.uuid
         ET.SubElement(dom, "memory", unit="MiB").text = str(self.memory_mib)
         ET.SubElement(dom, "vcpu").text = str(self.vcpus)
         os_el = ET.SubElement(dom, "os")
