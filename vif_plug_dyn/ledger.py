@@ -238,6 +238,12 @@ class Ledger:
                               'ORDER BY port_id', (network,))
         return [_port_record(row) for row in rows]
 
+    def port_ids(self, network: str) -> set[str]:
+        """Return the ids of the ports on ``network`` (any state), without
+        reading their records."""
+        return {row[0] for row in self._read(
+            'SELECT port_id FROM ports WHERE network = ?', (network,))}
+
     def get_ports(self, port_ids: list[str]) -> list[PortRecord]:
         """Return the records of the recorded ones among ``port_ids``."""
         found = []

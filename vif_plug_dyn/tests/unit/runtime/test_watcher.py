@@ -766,3 +766,10 @@ def test_report_callback_errors_do_not_stop_the_watcher(mgr, watcher,
     watcher.run_once(0)
     events.remove('up0')
     assert len(watcher.run_once(1).degraded) == 1
+
+
+def test_port_ids_of_a_network(mgr):
+    blue = _ports(mgr, 'blue', 2)
+    _ports(mgr, 'green', 1)
+    assert mgr.ledger.port_ids('blue') == set(blue)
+    assert mgr.ledger.port_ids('nowhere') == set()
