@@ -128,7 +128,8 @@ class HostNetwork:
 
     def get_link(self, name: str) -> Result:
         """Describe one device (name, index, kind, mtu, mac, up, carrier,
-        master_index, group, alias, owned, tag).
+        master_index, link_index, group, alias, owned, tag, adopted,
+        adopted_tag, and ``data``: the settings of a bridge, VLAN or bond).
 
         :raises DeviceNotFound: no such device.
         """
@@ -138,6 +139,20 @@ class HostNetwork:
                    kind: str | None = None) -> list[Result]:
         """List devices, filtered in the kernel by master and/or kind."""
         return _lists(self._call(linux_net.list_links, master, kind))
+
+    def list_addresses(self, name: str | None = None) -> list[Result]:
+        """List IPv4 and IPv6 addresses (of one device, or all): name,
+        index, family, address, prefix, peer, broadcast, label, scope,
+        flags, valid_lft, preferred_lft, proto, metric.
+
+        :raises DeviceNotFound: ``name`` does not exist.
+        """
+        return _lists(self._call(linux_net.list_addresses, name))
+
+    def dump_state(self) -> dict[str, list[Result]]:
+        """Every link (as :meth:`list_links`) and every address (as
+        :meth:`list_addresses`), in one privileged call."""
+        return _lists(self._call(linux_net.dump_state))
 
     def exists(self, name: str) -> bool:
         """Whether a device of that name exists."""

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vif_plug_dyn import exception
+from vif_plug_dyn.privsep import addresses
 from vif_plug_dyn.privsep import netlink
 from vif_plug_dyn.privsep import nlmsg
 from vif_plug_dyn.privsep import ops as ops_mod
@@ -60,6 +61,9 @@ DUMP_THRESHOLD = 32
 
 _GONE_OK = frozenset({errno.ENODEV})
 _NO_QDISC_OK = frozenset({errno.ENOENT, errno.EINVAL})
+# NOTE(vpd): RTM_DELADDR of an address that is not there answers
+# EADDRNOTAVAIL (IPv4 and IPv6 alike).
+_NO_ADDRESS_OK = frozenset({errno.EADDRNOTAVAIL})
 
 
 @dataclasses.dataclass
@@ -72,6 +76,8 @@ class Link:
     owned: bool = False
     created: bool = False
     group: int | None = None
+    adopted: bool = False
+    alias: str | None = None
 
 
 @dataclasses.dataclass
@@ -199,7 +205,8 @@ class Batch:
         kind = op['op']
         if kind in ops_mod.CREATE_OPS:
             return True
-        if kind == 'set_link':
+        if kind in ('set_link', 'set_bridge', 'set_bond', 'add_address',
+                    'del_address'):
             return self._created(op['name'])
         if kind in ('redirect', 'unredirect'):
             return self._created(op['name']) and self._created(op['peer'])
@@ -317,7 +324,9 @@ class Batch:
         created = name in self.created
         self.links[name] = Link(
             name=name, index=info['index'], kind=info['kind'],
-            owned=owned or created, created=created, group=info['group'])
+            owned=owned or created, created=created, group=info['group'],
+            adopted=ops_mod.parse_adopted(info['alias']) is not None,
+            alias=info['alias'])
 
     def _get(self, name: str) -> Link | None:
         if name not in self.links:
@@ -336,6 +345,14 @@ class Batch:
     def _owned(self, name: str, operation: str) -> Link:
         link = self._existing(name)
         if not link.owned:
+            raise exception.DeviceNotOwned(operation=operation, device=name)
+        return link
+
+    def _managed(self, name: str, operation: str) -> Link:
+        """A device we created or adopted (configurable, see
+        :data:`ops.ADOPTED_OK`)."""
+        link = self._existing(name)
+        if not (link.owned or link.adopted):
             raise exception.DeviceNotOwned(operation=operation, device=name)
         return link
 
@@ -412,8 +429,9 @@ class Batch:
     def _op_create_bridge(self, i: int, op: dict[str, Any]) -> None:
         name = op['name']
         self._create_netlink(i, op, 'bridge', lambda seq: rtnl.new_bridge(
-            seq, name, mtu=op['mtu'], mac=op['mac'], group=op['group']),
-            (name,))
+            seq, name, mtu=op['mtu'], mac=op['mac'], group=op['group'],
+            stp=op['stp'], forward_delay=op['forward_delay'],
+            ifindex=op['ifindex']), (name,))
         self._configure_new(i, name, op)
 
     def _op_create_veth(self, i: int, op: dict[str, Any]) -> None:
@@ -459,7 +477,7 @@ class Batch:
             build = functools.partial(
                 rtnl.new_vlan, name=name, lower=lower,
                 vlan_id=op['vlan_id'], mtu=op['mtu'], mac=op['mac'],
-                group=op['group'])
+                group=op['group'], ifindex=op['ifindex'])
         else:
             build = functools.partial(
                 rtnl.new_macvlan, name=name, kind=kind, lower=lower,
@@ -471,16 +489,23 @@ class Batch:
     def _op_create_bond(self, i: int, op: dict[str, Any]) -> None:
         name = op['name']
         mode = ops_mod.BOND_MODES[op['mode']]
+        options = {k: op[k] for k in _BOND_OPTIONS}
         self._create_netlink(i, op, 'bond', lambda seq: rtnl.new_bond(
-            seq, name, mode, miimon=op['miimon'], mtu=op['mtu'],
-            mac=op['mac'], group=op['group']), (name,))
+            seq, name, mode, mtu=op['mtu'], mac=op['mac'],
+            group=op['group'], ifindex=op['ifindex'], **options), (name,))
         self._configure_new(i, name, op)
 
     # -- changes -------------------------------------------------------------
 
     def _op_set_link(self, i: int, op: dict[str, Any]) -> None:
         name = op['name']
-        link = self._owned(name, 'set_link')
+        # NOTE(vpd): an adopted device is configured like ours, but its
+        # marker is only changed by adopt/release: rewriting the tag would
+        # turn it into a device we "created", which may be deleted.
+        if op['tag'] is not None:
+            link = self._owned(name, 'set_link')
+        else:
+            link = self._managed(name, 'set_link')
         master = 0 if op['nomaster'] else None
         if op['master'] is not None:
             # NOTE(vpd): the master may be an operator's bridge: joining
@@ -491,6 +516,88 @@ class Batch:
         self._send(i, 'setlink', name, lambda seq: nlmsg.setlink(
             seq, index=index, name=name, mtu=op['mtu'], mac=op['mac'],
             master=master, group=op['group'], alias=alias, up=op['up']))
+
+    def _kind_index(self, name: str, operation: str, kind: str) -> int:
+        link = self._managed(name, operation)
+        if link.kind != kind:
+            raise exception.InvalidField(
+                field='name', value=name,
+                reason='%s needs a %s, not a %s device' % (
+                    operation, kind, link.kind or 'kind-less'))
+        return self._index(name)
+
+    def _op_set_bridge(self, i: int, op: dict[str, Any]) -> None:
+        name = op['name']
+        index = self._kind_index(name, 'set_bridge', 'bridge')
+        self._send(i, 'changelink', name, lambda seq: rtnl.set_bridge(
+            seq, index, stp=op['stp'], forward_delay=op['forward_delay']))
+
+    def _op_set_bond(self, i: int, op: dict[str, Any]) -> None:
+        name = op['name']
+        index = self._kind_index(name, 'set_bond', 'bond')
+        options = {k: op[k] for k in _BOND_OPTIONS}
+        if op['mode'] is not None:
+            options['mode'] = ops_mod.BOND_MODES[op['mode']]
+        if op['primary'] is not None:
+            options['primary'] = self._index(op['primary'])
+        self._send(i, 'changelink', name, lambda seq: rtnl.set_bond(
+            seq, index, **options))
+
+    def _op_adopt(self, i: int, op: dict[str, Any]) -> None:
+        name = op['name']
+        link = self._existing(name)
+        if link.owned:
+            # NOTE(vpd): a device we created stays "created": adopting it
+            # would make it undeletable and hide who made it.
+            raise exception.DeviceAlreadyOwned(device=name,
+                                               alias=link.alias)
+        alias = ops_mod.adopted_alias(op['tag'])
+        index = self._index(name)
+        self.results[i]['previous_alias'] = link.alias
+        self._send(i, 'setlink', name, lambda seq: nlmsg.setlink(
+            seq, index=index, alias=alias))
+        # NOTE(vpd): later operations of the batch may configure the
+        # device only once the kernel has taken the marker.
+        self._flush()
+        if not self._has_failed(i):
+            link.adopted, link.alias = True, alias
+
+    def _op_release(self, i: int, op: dict[str, Any]) -> None:
+        name = op['name']
+        link = self._existing(name)
+        if not link.adopted:
+            raise exception.DeviceNotOwned(operation='release', device=name)
+        alias = op['alias'] or ''
+        index = self._index(name)
+        # NOTE(vpd): an empty IFLA_IFALIAS clears the alias.
+        # NOTE(vpd): forget the marker before the kernel answers: if the
+        # request fails, treating the device as foreign is the safe side.
+        link.adopted, link.alias = False, alias or None
+        self._send(i, 'setlink', name, lambda seq: nlmsg.setlink(
+            seq, index=index, alias=alias))
+
+    def _op_add_address(self, i: int, op: dict[str, Any]) -> None:
+        name = op['name']
+        self._managed(name, 'add_address')
+        index = self._index(name)
+        fields = {k: op[k] for k in (
+            'address', 'prefix', 'peer', 'broadcast', 'label', 'scope',
+            'flags', 'valid_lft', 'preferred_lft', 'proto', 'metric')}
+        self._send(i, 'newaddr', '%s %s/%s' % (name, op['address'],
+                                               op['prefix']),
+                   lambda seq: addresses.newaddr(seq, index=index,
+                                                 **fields))
+
+    def _op_del_address(self, i: int, op: dict[str, Any]) -> None:
+        name = op['name']
+        self._managed(name, 'del_address')
+        index = self._index(name)
+        ok = _NO_ADDRESS_OK if op['missing_ok'] else frozenset()
+        self._send(i, 'deladdr', '%s %s/%s' % (name, op['address'],
+                                               op['prefix']),
+                   lambda seq: addresses.deladdr(
+                       seq, index=index, address=op['address'],
+                       prefix=op['prefix'], peer=op['peer']), ok)
 
     def _op_set_vf(self, i: int, op: dict[str, Any]) -> None:
         # NOTE(vpd): the PF is the operator's NIC and stays as it is; only
@@ -667,10 +774,19 @@ class Batch:
                     self.undo_errors)
 
 
+_BOND_OPTIONS = ('miimon', 'updelay', 'downdelay', 'use_carrier',
+                 'arp_interval', 'arp_targets', 'arp_validate')
+
+
 def _names(op: dict[str, Any]) -> list[str]:
     """Every device name an operation mentions."""
-    names = [op[k] for k in ('name', 'peer', 'master', 'peer_master',
-                             'lower', 'pf') if op.get(k)]
+    # NOTE(vpd): add/del_address carry a 'peer' that is an IP address,
+    # not a device.
+    keys: tuple[str, ...] = ('name', 'master', 'peer_master', 'lower',
+                             'pf', 'primary')
+    if op['op'] not in ('add_address', 'del_address'):
+        keys += ('peer',)
+    names = [op[k] for k in keys if op.get(k)]
     return names + list(op.get('names') or ())
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from vif_plug_dyn import exception
 from vif_plug_dyn import validate
+from vif_plug_dyn.privsep import addresses
 from vif_plug_dyn.privsep import batch
 from vif_plug_dyn.privsep import netlink
 from vif_plug_dyn.privsep import nlmsg
@@ -107,6 +108,67 @@ def list_links(master: str | None = None,
 
 
 @vif_plug_dyn_pctxt.entrypoint
+def list_addresses(name: str | None = None) -> list[dict[str, Any]]:
+    """List IPv4 and IPv6 addresses, of one device or of all.
+
+    :param name: only this device's.
+    :returns: address dicts (:func:`.addresses.parse_addr`) with the
+        device's ``name`` added.
+    :raises DeviceNotFound: ``name`` does not exist.
+    """
+    if name is not None:
+        name = validate.ifname(name)
+    with _socket() as sock:
+        return _addresses(sock, name)
+
+
+@vif_plug_dyn_pctxt.entrypoint
+def dump_state() -> dict[str, Any]:
+    """Every link and every address, read in one call.
+
+    What host interface transactions snapshot and live dumps read.
+
+    :returns: ``{'links': [...], 'addresses': [...]}`` as
+        :func:`list_links` and :func:`list_addresses` return them.
+    """
+    with _socket() as sock:
+        try:
+            found = sock.dump(nlmsg.dumplinks)
+        except OSError as exc:
+            raise batch.kernel_error('dump links', 'all', exc.errno or 0,
+                                     exc.strerror)
+        links = [_describe(nlmsg.parse_link(p, 0, len(p))) for p in found]
+        return {'links': links, 'addresses': _addresses(sock, None, links)}
+
+
+def _addresses(sock: netlink.RtnlSocket, name: str | None,
+               links: list[dict[str, Any]] | None = None
+               ) -> list[dict[str, Any]]:
+    if links is None:
+        try:
+            found = sock.dump(nlmsg.dumplinks)
+        except OSError as exc:
+            raise batch.kernel_error('dump links', 'all', exc.errno or 0,
+                                     exc.strerror)
+        links = [_describe(nlmsg.parse_link(p, 0, len(p))) for p in found]
+    names = {link['index']: link['name'] for link in links}
+    if name is not None and name not in names.values():
+        raise exception.DeviceNotFound(device=name)
+    try:
+        raw = sock.dump(addresses.dumpaddrs)
+    except OSError as exc:
+        raise batch.kernel_error('dump addresses', name or 'all',
+                                 exc.errno or 0, exc.strerror)
+    out = []
+    for payload in raw:
+        item = addresses.parse_addr(payload, 0, len(payload))
+        item['name'] = names.get(item['index'])
+        if name is None or item['name'] == name:
+            out.append(item)
+    return out
+
+
+@vif_plug_dyn_pctxt.entrypoint
 def daemon_info() -> dict[str, Any]:
     """Who and where the daemon is: its PID and network namespace inode
     (tests check it runs where it was asked to)."""
@@ -124,10 +186,13 @@ def _socket() -> netlink.RtnlSocket:
 
 def _describe(info: dict[str, Any]) -> dict[str, Any]:
     owned, owner_tag = ops_mod.parse_alias(info['alias'])
+    adopted_tag = ops_mod.parse_adopted(info['alias'])
     return {'name': info['name'], 'index': info['index'],
             'kind': info['kind'], 'mtu': info['mtu'], 'mac': info['mac'],
             'up': bool(info['flags'] & nlmsg.IFF_UP),
             'carrier': bool(info['flags'] & nlmsg.IFF_LOWER_UP),
             'master_index': info['master'], 'link_index': info['link'],
             'group': info['group'], 'alias': info['alias'],
-            'owned': owned, 'tag': owner_tag}
+            'owned': owned, 'tag': owner_tag,
+            'adopted': adopted_tag is not None, 'adopted_tag': adopted_tag,
+            'data': info['data']}
