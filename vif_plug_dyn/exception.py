@@ -333,6 +333,12 @@ class HostInterfaceConflict(VifPlugDynException):
                '%(reason)s')
 
 
+class HostInterfaceStepFailed(VifPlugDynException):
+    """One privileged step of a host interface apply failed."""
+
+    msg_fmt = 'step %(number)s (%(step)s) failed: %(reason)s'
+
+
 class HostInterfaceApplyFailed(VifPlugDynException):
     """Applying host interface changes failed; the host was restored."""
 

@@ -44,6 +44,7 @@ class HostNetwork:
                  tag: str | None = None) -> None:
         self.conf = cfg.CONF if conf is None else conf
         opts.register_opts(self.conf)
+        privsep.use_conf(self.conf)
         netns = self.conf[opts.GROUP].netns
         if netns:
             privsep.set_netns(netns)

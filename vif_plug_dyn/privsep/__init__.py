@@ -20,6 +20,7 @@ import os
 import signal
 import time
 
+from oslo_config import cfg
 from oslo_privsep import capabilities as caps
 from oslo_privsep import priv_context
 
@@ -80,6 +81,25 @@ vif_plug_dyn_pctxt = NetnsPrivContext(
     pypath=__name__ + '.vif_plug_dyn_pctxt',
     capabilities=[caps.CAP_NET_ADMIN, caps.CAP_MKNOD],
 )
+
+
+def use_conf(conf: cfg.ConfigOpts) -> None:
+    """Take the ``[vif_plug_dyn_privileged]`` options of ``conf``.
+
+    NOTE(vpd): oslo.privsep contexts read their options from the global
+    ``cfg.CONF``; a caller with its own ConfigOpts (the command line,
+    tests) would otherwise have its helper_command, user or group
+    ignored. Values set in ``conf`` are copied over as overrides.
+
+    :param conf: the library's configuration.
+    """
+    if conf is cfg.CONF:
+        return
+    conf.register_opts(priv_context.OPTS, group=opts.PRIVSEP_GROUP)
+    for opt in priv_context.OPTS:
+        value = conf[opts.PRIVSEP_GROUP][opt.dest]
+        if value != opt.default:
+            cfg.CONF.set_override(opt.dest, value, group=opts.PRIVSEP_GROUP)
 
 
 def running() -> bool:

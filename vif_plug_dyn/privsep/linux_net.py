@@ -195,4 +195,4 @@ def _describe(info: dict[str, Any]) -> dict[str, Any]:
             'group': info['group'], 'alias': info['alias'],
             'owned': owned, 'tag': owner_tag,
             'adopted': adopted_tag is not None, 'adopted_tag': adopted_tag,
-            'data': info['data']}
+            'operstate': info['operstate'], 'data': info['data']}
