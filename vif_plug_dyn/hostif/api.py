@@ -256,6 +256,18 @@ class HostInterfaceAPI:
                 restored=_restored_text(report), report=report) from exc
         self.journal.clear(journal_mod.APPLY)
 
+    def recover(self) -> dict[str, Any] | None:
+        """Put the host back if a start or stop died half way (every
+        change does this first).
+
+        :returns: the restore report (see :meth:`.live.LiveBackend.
+            restore`), or ``None`` when nothing was left half done.
+        :raises TransactionError: the journal belongs to another
+            namespace.
+        """
+        with self.journal.lock():
+            return self._recover()
+
     def _recover(self) -> dict[str, Any] | None:
         """Undo a start or stop that died half way (its snapshot is still
         in the journal)."""
