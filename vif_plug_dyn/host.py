@@ -150,10 +150,14 @@ class HostNetwork:
         """
         return _lists(self._call(linux_net.list_addresses, name))
 
-    def dump_state(self) -> dict[str, list[Result]]:
+    def dump_state(self, sync: bool = False) -> dict[str, list[Result]]:
         """Every link (as :meth:`list_links`) and every address (as
-        :meth:`list_addresses`), in one privileged call."""
-        return _lists(self._call(linux_net.dump_state))
+        :meth:`list_addresses`), in one privileged call.
+
+        :param sync: let the kernel finish pending link-state work first
+            (see :func:`vif_plug_dyn.privsep.linux_net.dump_state`).
+        """
+        return _lists(self._call(linux_net.dump_state, sync))
 
     def exists(self, name: str) -> bool:
         """Whether a device of that name exists."""

@@ -50,8 +50,12 @@ class LiveBackend:
     # -- reading -----------------------------------------------------------
 
     def state(self) -> state_mod.HostState:
-        """Read every link and address of the host."""
-        return state_mod.HostState.from_dump(self.host.dump_state())
+        """Read every link and address of the host, once the kernel has
+        finished the link-state work pending on them (a bridge that just
+        got its carrier gets its link-local address now, not a moment
+        after the read)."""
+        return state_mod.HostState.from_dump(self.host.dump_state(
+            sync=True))
 
     def dump_live(self, name: str) -> model.HostInterface:
         """A live device as a definition (see :mod:`.inspect`).
@@ -119,12 +123,14 @@ class LiveBackend:
         Best effort: every phase runs even when one operation fails, and
         what could not be restored is reported.
 
-        :returns: ``restored`` (true when nothing differs any more),
+        :returns: ``restored`` (true when nothing differs any more and
+            nothing was beyond reach),
             ``errors`` (operations that failed), ``unrestorable`` (what
             cannot be put back) and ``differences`` (what still differs).
         """
         errors: list[str] = []
         unrestorable: list[str] = []
+        within = restore_mod.scope(snapshot, self.state())
         for planner in (restore_mod.plan_structure, restore_mod.plan_state,
                         restore_mod.plan_finish):
             phase = planner(snapshot, self.state())
@@ -140,9 +146,10 @@ class LiveBackend:
                 error = ops.error_from_result(result)
                 if error is not None:
                     errors.append(str(error))
-        remaining = restore_mod.differences(snapshot, self.state())
-        if errors or remaining:
+        remaining = restore_mod.differences(snapshot, self.state(), within)
+        if errors or remaining or unrestorable:
             LOG.warning('Restoring host interfaces left differences: %s',
-                        '; '.join(errors + remaining))
-        return {'restored': not remaining, 'errors': errors,
-                'unrestorable': unrestorable, 'differences': remaining}
+                        '; '.join(errors + unrestorable + remaining))
+        return {'restored': not remaining and not unrestorable,
+                'errors': errors, 'unrestorable': unrestorable,
+                'differences': remaining}

@@ -9,7 +9,15 @@ the snapshot and the host now. What is restored is limited to:
   master, up/down, addresses and the marker (alias);
 * the membership of other devices in those (a VM's tap in a bridge a
   definition created) — only their master, and only when the helper may
-  change them (devices the library created or adopted).
+  change them (devices the library created or adopted);
+* the MTU of devices stacked on those (a VLAN or macvlan follows its
+  lower device's MTU down, not back up) — again only when the helper may
+  change them; otherwise it is reported.
+
+Addresses from IPv6 autoconfiguration
+(:func:`~vif_plug_dyn.hostif.state.autoconfigured`) are left to the
+kernel and the network; every other address is put back, link-local ones
+included (which one a device has depends on its history).
 
 Nothing else on the host is touched: taps and bridges of the drivers,
 devices of other tools, and operator devices no definition names keep
@@ -78,6 +86,12 @@ def scope(snapshot: State, current: State) -> tuple[set[str], set[str]]:
     return managed, members
 
 
+def uppers(snapshot: State, current: State, managed: set[str]) -> set[str]:
+    """Devices stacked on managed ones, in both states (same device)."""
+    return {n for n in snapshot.uppers(managed) & current.uppers(managed)
+            if _same(snapshot, current, n)}
+
+
 def _same(snapshot: State, current: State, name: str) -> bool:
     """Whether a name is the same device in both (same index)."""
     old, new = snapshot.get(name), current.get(name)
@@ -126,8 +140,12 @@ def plan_structure(snapshot: State, current: State) -> Phase:
         phase.ops.append(ops.delete(gone))
     recreated = _recreate(snapshot, current, managed, gone, phase)
     phase.ops[:0] = readopt
-    for name in _levels(snapshot, (managed | members) & set(
+    stacked = uppers(snapshot, current, managed)
+    for name in _levels(snapshot, (managed | members | stacked) & set(
             snapshot.links)):
+        if name in stacked:
+            phase.ops.extend(_upper_mtu(snapshot, current, name, phase))
+            continue
         if name not in recreated and not _same(snapshot, current, name):
             if name in managed and snapshot.links[name].get('adopted') \
                     and name not in current.links:
@@ -251,6 +269,20 @@ def _attributes(snapshot: State, current: State, name: str) -> list[Op]:
     return out
 
 
+def _upper_mtu(snapshot: State, current: State, name: str,
+               phase: Phase) -> list[Op]:
+    old, new = snapshot.links[name], current.links[name]
+    if old['mtu'] == new['mtu'] or old['mtu'] is None:
+        return []
+    if not _may_change(new):
+        phase.unrestorable.append(
+            'the MTU of %s (on %s) followed its lower device to %s; it is '
+            'not managed by vif_plug_dyn, so it cannot be set back to %s'
+            % (name, snapshot.lower_of(name), new['mtu'], old['mtu']))
+        return []
+    return [ops.set_link(name, mtu=old['mtu'])]
+
+
 def _may_change(link: dict[str, Any] | None) -> bool:
     return link is not None and bool(link.get('owned') or
                                      link.get('adopted'))
@@ -334,12 +366,18 @@ def plan_finish(snapshot: State, current: State) -> Phase:
     phase = Phase()
     names = sorted(n for n in managed if _same(snapshot, current, n))
     for name in names:
-        phase.ops.extend(_addresses(name, snapshot.addresses_of(name),
-                                    current.addresses_of(name)))
+        phase.ops.extend(_addresses(name, _own(snapshot, name),
+                                    _own(current, name)))
     for name in names:
         phase.ops.extend(_marker(snapshot.links[name],
                                  current.links[name]))
     return phase
+
+
+def _own(live: State, name: str) -> list[dict[str, Any]]:
+    """A device's addresses, without autoconfigured ones."""
+    return [a for a in live.addresses_of(name)
+            if not state_mod.autoconfigured(a)]
 
 
 def _addresses(name: str, want: list[dict[str, Any]],
@@ -381,15 +419,27 @@ def _marker(old: dict[str, Any], new: dict[str, Any]) -> list[Op]:
 _COMPARED = ('index', 'kind', 'mtu', 'mac', 'up', 'group', 'alias')
 
 
-def differences(snapshot: State, current: State) -> list[str]:
+def differences(snapshot: State, current: State,
+                within: tuple[set[str], set[str]] | None = None
+                ) -> list[str]:
     """What still differs from the snapshot in the restore's scope.
 
+    :param within: the ``(managed, members)`` of :func:`scope` when the
+        restore began (a finished restore has given adopted devices back,
+        so the scope of the end state alone would miss them).
     :returns: one sentence per difference (empty when restored exactly).
     """
-    managed, members = scope(snapshot, current)
+    managed, members = within or scope(snapshot, current)
+    stacked = uppers(snapshot, current, managed)
     out = []
+    for name in sorted(stacked):
+        was, now = snapshot.links[name]['mtu'], current.links[name]['mtu']
+        if was != now:
+            out.append('%s: mtu is %r, was %r' % (name, now, was))
     for name in sorted(managed | members):
         old, new = snapshot.get(name), current.get(name)
+        if old is None and new is None:
+            continue
         if old is None or new is None:
             if old is not None or name in managed:
                 out.append('%s: %s' % (name, 'missing' if new is None
@@ -407,8 +457,12 @@ def differences(snapshot: State, current: State) -> list[str]:
             if (old.get('data') or {}) != (new.get('data') or {}):
                 out.append('%s: settings are %r, were %r' % (
                     name, new.get('data'), old.get('data')))
-            was = sorted(_full(a) for a in snapshot.addresses_of(name))
-            now = sorted(_full(a) for a in current.addresses_of(name))
-            if was != now:
-                out.append('%s: addresses differ' % name)
+            was = {_full(a) for a in _own(snapshot, name)}
+            now = {_full(a) for a in _own(current, name)}
+            for item in sorted(was - now, key=repr):
+                out.append('%s: address %s/%s is missing (%r)' % (
+                    name, item[1], item[2], item[4:]))
+            for item in sorted(now - was, key=repr):
+                out.append('%s: address %s/%s was not there (%r)' % (
+                    name, item[1], item[2], item[4:]))
     return out

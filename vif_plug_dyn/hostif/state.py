@@ -57,6 +57,32 @@ def marker(link: Link) -> tuple[str, str | None]:
     return FOREIGN, None
 
 
+#: IFA_PROTO of addresses the kernel configured from router
+#: advertisements.
+PROTO_KERNEL_RA = 2
+#: Link kinds that sit on a lower device and follow its MTU down.
+UPPER_KINDS = ('vlan', 'macvlan', 'macvtap', 'ipvlan', 'ipvtap')
+
+
+def autoconfigured(addr: Addr) -> bool:
+    """Whether an address comes from IPv6 stateless autoconfiguration
+    (router advertisements): the network hands it out and takes it back,
+    with lifetimes of its own, so restores and comparisons leave it to
+    the kernel.
+
+    NOTE(vpd): kernels before IFA_PROTO (6.3) do not say where an address
+    came from; there an IPv6 address that is not permanent counts.
+    Link-local addresses are not in this set: which one a device has
+    depends on its history (the MAC it had when IPv6 started on it), so a
+    rollback puts back the very ones the snapshot had.
+    """
+    proto = addr.get('proto')
+    if proto == PROTO_KERNEL_RA:
+        return True
+    return addr.get('family') == 'inet6' and not proto and \
+        'permanent' not in (addr.get('flags') or ())
+
+
 def is_hostif(link: Link) -> bool:
     """Whether a host interface definition created or adopted it."""
     role, definition = marker(link)
@@ -128,6 +154,14 @@ class HostState:
         if link is None:
             return []
         return [a for a in self.addresses if a['index'] == link['index']]
+
+    def uppers(self, names: set[str]) -> set[str]:
+        """Devices stacked on one of ``names`` (VLANs, macvlans...) that
+        are not in ``names`` themselves."""
+        indexes = {self.links[n]['index'] for n in names if n in self.links}
+        return {name for name, link in self.links.items()
+                if name not in names and link.get('kind') in UPPER_KINDS
+                and link.get('link_index') in indexes}
 
     def hostif_names(self) -> set[str]:
         """Names of the links a host interface definition created or
