@@ -141,19 +141,24 @@ def plan_start(definition: model.HostInterface,
     create: list[Op] = []
     links: list[Op] = []
     ups: list[Op] = []
+    named = {d.name for d in devices}
     for device in devices:
         link = live.get(device.name)
         role = _role(definition, device, link)
+        mtu = _mtu(definition, device, live, named, plan)
         if role == 'adopt':
             adopt.append(ops.adopt(device.name, tag))
             plan.adopted.append(device.name)
         if link is None:
-            create.append(_create(device, definition.mtu, tag))
+            create.append(_create(device, mtu, tag))
             plan.created.append(device.name)
         else:
-            links.extend(_reconfigure(device, definition.mtu, link, live))
-        links.extend(_membership(device, link, live))
-        if link is None or not link['up']:
+            links.extend(_reconfigure(device, mtu, link, live))
+        joins = _membership(device, link, live)
+        links.extend(joins)
+        brought_down = any(op['up'] is False for op in joins
+                           if op['op'] == 'set_link')
+        if link is None or not link['up'] or brought_down:
             ups.append(ops.set_link(device.name, up=True))
     plan.add('adopt', adopt)
     plan.add('create', create)
@@ -193,6 +198,32 @@ def _role(definition: model.HostInterface, device: model.Device,
                        % owner)
     raise conflict('it is managed by another part of vif_plug_dyn '
                    '(alias %s)' % link['alias'])
+
+
+def _mtu(definition: model.HostInterface, device: model.Device,
+         live: state_mod.HostState, named: set[str],
+         plan: Plan) -> int | None:
+    """The MTU a device of the definition gets.
+
+    NOTE(vpd): members have no MTU of their own in a definition; they
+    follow the device that takes them (a bridge port with a smaller MTU
+    would drop the bridge's larger frames). A member VLAN whose parent is
+    not part of the definition cannot exceed that parent's MTU, which is
+    not ours to change: it keeps the parent's, and the plan says so.
+    """
+    mtu = definition.mtu
+    if mtu is None or device.name == definition.name or \
+            device.kind != model.VLAN:
+        return mtu
+    parent = str(device.interface.parent)
+    link = live.get(parent)
+    if parent in named or link is None or link['mtu'] is None or \
+            link['mtu'] >= mtu:
+        return mtu
+    plan.not_applied.append(
+        'vlan %s: MTU %d is more than its parent %s has (%d); it keeps '
+        '%d' % (device.name, mtu, parent, link['mtu'], link['mtu']))
+    return None
 
 
 def _bond_options(iface: model.HostInterface) -> dict[str, Any]:
@@ -239,9 +270,6 @@ def _reconfigure(device: model.Device, mtu: int | None,
     iface = device.interface
     out: list[Op] = []
     changes: dict[str, Any] = {}
-    # NOTE(vpd): members have no MTU of their own in a definition; they
-    # follow the device that takes them (a bridge port with a smaller MTU
-    # would drop the bridge's larger frames).
     if mtu is not None and link['mtu'] != mtu:
         changes['mtu'] = mtu
     if iface.mac is not None and link['mac'] != iface.mac:
