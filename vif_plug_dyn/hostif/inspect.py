@@ -25,6 +25,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from vif_plug_dyn import exception
+from vif_plug_dyn import validate
 from vif_plug_dyn.hostif import addressing
 from vif_plug_dyn.hostif import model
 from vif_plug_dyn.hostif import plan as plan_mod
@@ -69,7 +70,7 @@ def _interface(name: str, live: state_mod.HostState, top: bool,
     kind = plan_mod.model_kind(link['kind'])
     data = link.get('data') or {}
     fields: dict[str, Any] = {'kind': kind, 'name': name}
-    if kind == model.ETHERNET and link.get('mac'):
+    if kind == model.ETHERNET and _unicast(link.get('mac')):
         fields['mac'] = link['mac']
     if top and link.get('mtu') is not None and \
             MIN_MTU <= link['mtu'] <= MAX_MTU:
@@ -90,6 +91,18 @@ def _interface(name: str, live: state_mod.HostState, top: bool,
         fields['tag'] = data.get('vlan_id')
         fields['parent'] = live.lower_of(name)
     return model.HostInterface(**fields)
+
+
+def _unicast(mac: str | None) -> bool:
+    # NOTE(vpd): loopback's all-zero address (and any MAC a definition
+    # could not carry) is left out rather than failing the dump.
+    if not mac:
+        return False
+    try:
+        validate.mac(mac)
+    except exception.InvalidField:
+        return False
+    return True
 
 
 def _protocols(items: list[dict[str, Any]]) -> dict[str, Any]:

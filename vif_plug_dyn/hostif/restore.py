@@ -416,6 +416,20 @@ def _marker(old: dict[str, Any], new: dict[str, Any]) -> list[Op]:
 
 # --- checking ----------------------------------------------------------------
 
+def _text(item: dict[str, Any]) -> str:
+    """An address as ``ip address`` would show it."""
+    words = ['%s/%s' % (item['address'], item['prefix'])]
+    for key, word in (('peer', 'peer'), ('broadcast', 'brd'),
+                      ('scope', 'scope'), ('label', 'label'),
+                      ('proto', 'proto'), ('metric', 'metric')):
+        if item.get(key) is not None:
+            words.append('%s %s' % (word, item[key]))
+    words.extend(_settable(item))
+    if item.get('valid_lft') is not None:
+        words.append('valid_lft %s' % item['valid_lft'])
+    return ' '.join(words)
+
+
 _COMPARED = ('index', 'kind', 'mtu', 'mac', 'up', 'group', 'alias')
 
 
@@ -457,12 +471,12 @@ def differences(snapshot: State, current: State,
             if (old.get('data') or {}) != (new.get('data') or {}):
                 out.append('%s: settings are %r, were %r' % (
                     name, new.get('data'), old.get('data')))
-            was = {_full(a) for a in _own(snapshot, name)}
-            now = {_full(a) for a in _own(current, name)}
-            for item in sorted(was - now, key=repr):
-                out.append('%s: address %s/%s is missing (%r)' % (
-                    name, item[1], item[2], item[4:]))
-            for item in sorted(now - was, key=repr):
-                out.append('%s: address %s/%s was not there (%r)' % (
-                    name, item[1], item[2], item[4:]))
+            was = {_full(a): a for a in _own(snapshot, name)}
+            now = {_full(a): a for a in _own(current, name)}
+            for key in sorted(was.keys() - now.keys(), key=repr):
+                out.append('%s: address %s is missing' % (
+                    name, _text(was[key])))
+            for key in sorted(now.keys() - was.keys(), key=repr):
+                out.append('%s: address %s was not there' % (
+                    name, _text(now[key])))
     return out
