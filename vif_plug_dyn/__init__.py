@@ -11,12 +11,21 @@ The public API. Call :func:`initialize` once with a configuration, then::
     vif_plug_dyn.disconnect(port.port_id)          # pull it out
     vif_plug_dyn.release_endpoint(port.port_id)    # remove the endpoint
 
+Host interfaces (the NICs, bridges, bonds and VLANs networks are built
+on) have an API of their own, :func:`host_interfaces`::
+
+    ifaces = vif_plug_dyn.host_interfaces()
+    ifaces.define(xml)
+    ifaces.change_begin()
+    ifaces.start('br0')
+    ifaces.change_commit()
+
 Every function raises only :class:`vif_plug_dyn.exception.
 VifPlugDynException` subclasses for errors it anticipates.
 """
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
@@ -25,9 +34,13 @@ from vif_plug_dyn import manager as manager_mod
 from vif_plug_dyn import opts
 from vif_plug_dyn import ports
 
+if TYPE_CHECKING:
+    from vif_plug_dyn.hostif.api import HostInterfaceAPI
+
 __all__ = ['initialize', 'request_endpoint', 'request_endpoints',
            'release_endpoint', 'release_endpoints', 'connect', 'disconnect',
-           'plug', 'unplug', 'host_capabilities', 'reconcile', 'get_manager']
+           'plug', 'unplug', 'host_capabilities', 'reconcile', 'get_manager',
+           'host_interfaces']
 
 _MANAGER: manager_mod.EndpointManager | None = None
 _LOCK = threading.Lock()
@@ -133,3 +146,21 @@ def host_capabilities() -> dict[str, Any]:
 def reconcile() -> dict[str, list[str]]:
     """Repair the ledger and the host after a crash."""
     return get_manager().reconcile()
+
+
+def host_interfaces(conf: cfg.ConfigOpts | None = None
+                    ) -> 'HostInterfaceAPI':
+    """Return the host interface API (define, start, stop, list, dump,
+    transactions) for a configuration.
+
+    :param conf: the configuration; the one given to :func:`initialize`
+        (or ``oslo_config.cfg.CONF``) if omitted.
+    :returns: a :class:`vif_plug_dyn.hostif.api.HostInterfaceAPI`.
+    :raises InvalidHostInterface: a definition file is invalid.
+    """
+    # NOTE(vpd): imported here so that loading the endpoint API does not
+    # load the host interface modules.
+    from vif_plug_dyn.hostif import api
+    if conf is None:
+        conf = _MANAGER.conf if _MANAGER is not None else cfg.CONF
+    return api.HostInterfaceAPI(conf)
