@@ -33,6 +33,8 @@ from vif_plug_dyn import endpoints
 from vif_plug_dyn import manager as manager_mod
 from vif_plug_dyn import opts
 from vif_plug_dyn import ports
+from vif_plug_dyn import virt
+from vif_plug_dyn.virt import base as virt_base
 
 if TYPE_CHECKING:
     from vif_plug_dyn.hostif.api import HostInterfaceAPI
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ['initialize', 'request_endpoint', 'request_endpoints',
            'release_endpoint', 'release_endpoints', 'connect', 'disconnect',
            'plug', 'unplug', 'host_capabilities', 'reconcile', 'get_manager',
-           'host_interfaces']
+           'load_hypervisor_adapter', 'host_interfaces']
 
 _MANAGER: manager_mod.EndpointManager | None = None
 _LOCK = threading.Lock()
@@ -146,6 +148,25 @@ def host_capabilities() -> dict[str, Any]:
 def reconcile() -> dict[str, list[str]]:
     """Repair the ledger and the host after a crash."""
     return get_manager().reconcile()
+
+
+def load_hypervisor_adapter(conf: cfg.ConfigOpts | None = None
+                            ) -> virt_base.HypervisorAdapter:
+    """Load the hypervisor adapter named by ``[vif_plug_dyn] hypervisor``.
+
+    Adapters are entry points of the ``vif_plug_dyn.hypervisors``
+    namespace, loaded with stevedore.
+
+    :param conf: the configuration; when omitted, the one given to
+        :func:`initialize`, or ``oslo_config.cfg.CONF`` before that.
+    :returns: the adapter.
+    :raises HypervisorNotFound: no adapter of the configured name is
+        installed (the message lists the installed ones).
+    :raises HypervisorLoadFailed: the adapter raised while loading.
+    """
+    if conf is None:
+        conf = _MANAGER.conf if _MANAGER is not None else cfg.CONF
+    return virt.load_configured_adapter(conf)
 
 
 def host_interfaces(conf: cfg.ConfigOpts | None = None

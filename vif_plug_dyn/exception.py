@@ -225,7 +225,14 @@ class PrivilegedHelperFailed(VifPlugDynException):
 class HypervisorNotFound(VifPlugDynException, LookupError):
     """No hypervisor adapter is installed under that name."""
 
-    msg_fmt = 'Hypervisor adapter %(name)s is not installed'
+    msg_fmt = ('Hypervisor adapter %(name)s is not installed (entry point '
+               'namespace %(namespace)s has: %(available)s)')
+
+
+class HypervisorLoadFailed(VifPlugDynException):
+    """A hypervisor adapter was found but failed to load."""
+
+    msg_fmt = 'Hypervisor adapter %(name)s failed to load: %(reason)s'
 
 
 class HypervisorOperationFailed(VifPlugDynException):
@@ -238,6 +245,19 @@ class LiveUpdateRefused(HypervisorOperationFailed):
     """The hypervisor cannot make that change to a running guest."""
 
     msg_fmt = ('%(operation)s on domain %(domain)s is refused: %(reason)s')
+
+
+class DomainNotFound(HypervisorOperationFailed, LookupError):
+    """The hypervisor has no domain of that name or UUID."""
+
+    msg_fmt = '%(operation)s failed: the hypervisor has no domain %(domain)s'
+
+
+class HypervisorConnectionFailed(HypervisorOperationFailed):
+    """The hypervisor could not be reached, or the connection broke."""
+
+    msg_fmt = ('Cannot reach the hypervisor at %(uri)s for %(operation)s: '
+               '%(reason)s')
 
 
 class InterfaceNotFound(VifPlugDynException, LookupError):
@@ -264,6 +284,30 @@ class MigrationNotPossible(VifPlugDynException):
 
     msg_fmt = ('Cannot migrate interface %(mac)s of domain %(domain)s: '
                '%(reason)s')
+
+
+class MigrationNetworkMissing(VifPlugDynException, LookupError):
+    """The migration destination lacks networks the domain's ports use."""
+
+    msg_fmt = ('Cannot migrate domain %(domain)s to %(destination)s: it '
+               'does not define network(s) %(networks)s (used by port(s) '
+               '%(ports)s); nothing was changed')
+
+
+class MigrationSourceCleanupFailed(VifPlugDynException):
+    """A domain migrated, but its source endpoints were not released.
+
+    :ivar result: the :class:`~vif_plug_dyn.virt.migration.MigrationResult`
+        of the migration that did happen.
+    """
+
+    msg_fmt = ('Domain %(domain)s now runs on %(destination)s, but '
+               'releasing its source port(s) %(ports)s failed: %(reason)s; '
+               'release them on the source again')
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        self.result = kwargs.pop('result', None)
+        super().__init__(message, **kwargs)
 
 
 class InvalidXML(VifPlugDynException, ValueError):
@@ -344,3 +388,25 @@ class HostInterfaceApplyFailed(VifPlugDynException):
 
     msg_fmt = ('%(action)s of host interface %(name)s failed at step '
                '%(step)s: %(reason)s; %(restored)s')
+
+
+# --- os-vif ------------------------------------------------------------------
+
+class UnsupportedVIF(VifPlugDynException, ValueError):
+    """An os-vif VIF object this library cannot plug."""
+
+    msg_fmt = '%(vif)s cannot be plugged by vif_plug_dyn: %(reason)s'
+
+
+class NoNetworkForVIF(VifPlugDynException, LookupError):
+    """No host network answers an os-vif VIF."""
+
+    msg_fmt = ('No host network for %(vif)s: tried %(tried)s (name the '
+               'network in [%(group)s] network_map)')
+
+
+class VIFMismatch(VifPlugDynException):
+    """A host network cannot serve a VIF the way its consumer renders it."""
+
+    msg_fmt = ('Network %(network)s cannot serve %(vif)s as its consumer '
+               'will configure it: %(reason)s')

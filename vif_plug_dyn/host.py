@@ -206,13 +206,15 @@ class HostNetwork:
 
     def create_macvtap(self, name: str, lower: str, *, mode: str = 'bridge',
                        mac: str | None = None, mtu: int | None = None,
-                       up: bool = True, tag: str | None = None) -> Result:
+                       up: bool = True, tag: str | None = None,
+                       index: int | None = None) -> Result:
         """Create a macvtap; the result names its ``dev_node``.
 
         :raises VifPlugDynException: typed error; nothing is left behind.
         """
         return self.run([ops.create_macvtap(
-            name, lower, mode=mode, mac=mac, mtu=mtu, up=up, tag=tag)])[0]
+            name, lower, mode=mode, mac=mac, mtu=mtu, up=up, tag=tag,
+            index=index)])[0]
 
     def create_macvlan(self, name: str, lower: str, *, mode: str = 'bridge',
                        mac: str | None = None, mtu: int | None = None,

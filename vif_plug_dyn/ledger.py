@@ -37,6 +37,8 @@ UNPLUGGED = 'unplugged'
 HEALTHY = 'ok'
 DEGRADED = 'degraded'
 WAITING = 'waiting'
+#: Guest link state follows the cable (else ``up`` or ``down`` is forced).
+FOLLOW = 'follow'
 
 _SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -49,7 +51,8 @@ CREATE TABLE IF NOT EXISTS ports (
     state TEXT NOT NULL,
     cable TEXT NOT NULL,
     health TEXT NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    link TEXT NOT NULL DEFAULT 'follow'
 );
 CREATE INDEX IF NOT EXISTS ports_network ON ports (network);
 CREATE TABLE IF NOT EXISTS allocations (
@@ -81,6 +84,8 @@ class PortRecord:
     :ivar health: ``ok``, ``degraded`` (a lower device vanished) or
         ``waiting`` (its lower device has not appeared yet).
     :ivar updated: time of the last change (seconds since the epoch).
+    :ivar link: the guest link state wanted: ``follow`` (the cable),
+        ``up`` or ``down``.
     """
 
     request: ports.EndpointRequest
@@ -89,6 +94,14 @@ class PortRecord:
     cable: str
     health: str
     updated: float
+    link: str = FOLLOW
+
+    @property
+    def guest_link_up(self) -> bool:
+        """Whether the guest should see its link up now."""
+        if self.link == FOLLOW:
+            return self.cable == PLUGGED and self.health == HEALTHY
+        return self.link == 'up'
 
     @property
     def port(self) -> ports.Port:
@@ -238,16 +251,18 @@ class Ledger:
                 raise exception.PortConflict(port_id=request.port.port_id,
                                              reason='already recorded')
             now = time.time()
-            db.execute('INSERT INTO ports VALUES (?, ?, ?, NULL, ?, ?, ?, ?)',
-                       (request.port.port_id, request.port.network,
-                        _dump(request), BUILDING, cable, HEALTHY, now))
+            db.execute('INSERT INTO ports VALUES (?, ?, ?, NULL, ?, ?, ?, ?, '
+                       '?)', (request.port.port_id, request.port.network,
+                              _dump(request), BUILDING, cable, HEALTHY, now,
+                              FOLLOW))
         return PortRecord(request, None, BUILDING, cable, HEALTHY, now)
 
     def update_port(self, port_id: str, *,
                     request: ports.EndpointRequest | None = None,
                     endpoint: endpoints.Endpoint | None = None,
                     state: str | None = None, cable: str | None = None,
-                    health: str | None = None) -> PortRecord:
+                    health: str | None = None,
+                    link: str | None = None) -> PortRecord:
         """Change some of a port's fields.
 
         :raises PortNotFound: the port is not recorded.
@@ -259,7 +274,7 @@ class Ledger:
         if endpoint is not None:
             changes['endpoint'] = _dump(endpoint)
         for name, value in (('state', state), ('cable', cable),
-                            ('health', health)):
+                            ('health', health), ('link', link)):
             if value is not None:
                 changes[name] = value
         changes['updated'] = time.time()
@@ -333,6 +348,12 @@ class Ledger:
             else:
                 db.execute('DELETE FROM allocations WHERE port_id = ? AND '
                            'network = ?', (port_id, network))
+
+    def allocation(self, port_id: str, network: str) -> str | None:
+        """Return the resource ``port_id`` holds on ``network``, if any."""
+        rows = self._read('SELECT resource FROM allocations WHERE port_id = ? '
+                          'AND network = ?', (port_id, network))
+        return str(rows[0][0]) if rows else None
 
     def allocations(self, network: str | None = None
                     ) -> dict[tuple[str, str], list[str]]:
@@ -416,9 +437,9 @@ def _dump(obj: Any) -> str:
 
 def _port_record(row: Any) -> PortRecord:
     (_port_id, _network, request, endpoint, state, cable, health,
-     updated) = row
+     updated, link) = row
     return PortRecord(
         request=ports.EndpointRequest.from_primitive(json.loads(request)),
         endpoint=(endpoints.from_primitive(json.loads(endpoint))
                   if endpoint else None),
-        state=state, cable=cable, health=health, updated=updated)
+        state=state, cable=cable, health=health, updated=updated, link=link)

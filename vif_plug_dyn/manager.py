@@ -16,14 +16,16 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from vif_plug_dyn import endpoints
-from vif_plug_dyn import host as host_mod
 from vif_plug_dyn import exception
+from vif_plug_dyn import host as host_mod
 from vif_plug_dyn import ledger as ledger_mod
 from vif_plug_dyn import negotiation
 from vif_plug_dyn import networks
 from vif_plug_dyn import opts
 from vif_plug_dyn import ports
+from vif_plug_dyn import validate
 from vif_plug_dyn.drivers import base
+from vif_plug_dyn.runtime import cable
 
 LOG = logging.getLogger(__name__)
 
@@ -36,9 +38,12 @@ class EndpointManager:
     :param conf: a configuration with the library's options registered.
     :param host: the privileged host helper handed to drivers (built from
         ``conf`` on first use when ``None``).
+    :param hypervisor: a hypervisor adapter to keep guests' link state in
+        step with their cables (``None``: the host side only).
     """
 
-    def __init__(self, conf: cfg.ConfigOpts, host: Any = None) -> None:
+    def __init__(self, conf: cfg.ConfigOpts, host: Any = None,
+                 hypervisor: Any = None) -> None:
         self.conf = conf
         group = conf[opts.GROUP]
         self.registry = networks.NetworkRegistry(group.network_dir)
@@ -52,6 +57,7 @@ class EndpointManager:
         self.context = base.DriverContext(conf=conf, ledger=self.ledger,
                                           host=host)
         self.drivers = negotiation.DriverSet(conf, self.context)
+        self.guest = cable.GuestLink(hypervisor)
         self._locks: dict[str, threading.Lock] = collections.defaultdict(
             threading.Lock)
         self._locks_guard = threading.Lock()
@@ -290,9 +296,16 @@ class EndpointManager:
                 port=record.port.on_network(target.name),
                 accepted_types=record.request.accepted_types,
                 options=record.request.options)
-            self.ledger.update_port(port_id, request=request,
-                                    endpoint=endpoint,
-                                    cable=ledger_mod.PLUGGED)
+            self.guest.follow_source(record, endpoint)
+            self.guest.reattach(record, endpoint)
+            left = record.network
+            record = self.ledger.update_port(port_id, request=request,
+                                             endpoint=endpoint,
+                                             cable=ledger_mod.PLUGGED)
+            self.guest.apply(record)
+            if left != target.name:
+                old = self.registry.get(left)
+                self.drivers.for_network(old).release_network(old)
             LOG.info('Port %(port)s plugged into %(network)s',
                      {'port': port_id, 'network': target.name})
             return endpoint
@@ -310,10 +323,25 @@ class EndpointManager:
                 network = self.registry.get(record.network)
                 self.drivers.for_network(network).disconnect(
                     record.endpoint, network)
-                self.ledger.update_port(port_id,
-                                        cable=ledger_mod.UNPLUGGED)
+                record = self.ledger.update_port(port_id,
+                                                 cable=ledger_mod.UNPLUGGED)
+                self.guest.apply(record)
                 LOG.info('Port %s unplugged', port_id)
+            assert record.endpoint is not None
             return record.endpoint
+
+    def set_link_state(self, port_id: str, state: str) -> None:
+        """Force the guest's link ``up`` or ``down``, or let it ``follow``
+        the cable again (the default).
+
+        :raises InvalidField: another state.
+        :raises PortNotFound: no endpoint for that port.
+        """
+        validate.one_of(state, 'link', ('up', 'down', ledger_mod.FOLLOW))
+        with self._port_locks([port_id]):
+            self._active(port_id)
+            record = self.ledger.update_port(port_id, link=state)
+            self.guest.apply(record)
 
     def _active(self, port_id: str) -> ledger_mod.PortRecord:
         record = self.ledger.get_port(port_id)
@@ -367,13 +395,19 @@ class EndpointManager:
         return result
 
     def reconcile(self) -> dict[str, list[str]]:
-        """Bring the ledger (and, through the drivers, the host) back to a
-        consistent state after a crash.
+        """Bring the host back to what the ledger wants, after a crash or
+        a reboot.
 
-        Ports left half-built by a killed process are forgotten together
-        with their allocations.
+        * ports left half-built by a killed process are forgotten, with
+          their allocations;
+        * every recorded endpoint's host side is rebuilt where it is
+          missing, plugged or unplugged as its cable says;
+        * devices the library owns that no port or network claims are
+          removed (leaks);
+        * guests' link states are set from the cables.
 
-        :returns: ``{'forgotten': [port_id, ...]}``.
+        :returns: ``{'forgotten': [...], 'restored': [...],
+            'removed': [...]}`` (port ids, networks, device names).
         """
         forgotten = []
         for record in self.ledger.list_ports():
@@ -381,10 +415,65 @@ class EndpointManager:
                 with self._port_locks([record.port.port_id]):
                     self.ledger.delete_port(record.port.port_id)
                 forgotten.append(record.port.port_id)
-        if forgotten:
-            LOG.warning('Reconcile forgot half-built ports: %s',
-                        ', '.join(forgotten))
-        return {'forgotten': forgotten}
+        restored = self.restore()
+        removed = self.remove_leaks()
+        for record in self.ledger.list_ports():
+            self.guest.apply(record)
+        if forgotten or removed:
+            LOG.warning('Reconcile forgot half-built ports %(ports)s and '
+                        'removed leaked devices %(devices)s',
+                        {'ports': forgotten, 'devices': removed})
+        return {'forgotten': forgotten, 'restored': restored,
+                'removed': removed}
+
+    def restore(self, network_names: list[str] | None = None) -> list[str]:
+        """Rebuild the host side of every recorded endpoint (of the given
+        networks) where it is missing; see
+        :meth:`~vif_plug_dyn.drivers.base.NetworkDriver.restore`.
+
+        :returns: the networks restored.
+        """
+        by_network: dict[str, list[ledger_mod.PortRecord]] = {}
+        for record in self.ledger.list_ports():
+            if record.endpoint is not None and (
+                    network_names is None or
+                    record.network in network_names):
+                by_network.setdefault(record.network, []).append(record)
+        done = []
+        for name, records in sorted(by_network.items()):
+            network = self._network_or_none(name)
+            if network is None:
+                continue
+            self.drivers.for_network(network).restore(
+                [r.endpoint for r in records if r.endpoint is not None],
+                network, {r.port.port_id for r in records
+                          if r.cable == ledger_mod.PLUGGED})
+            done.append(name)
+        return done
+
+    def remove_leaks(self) -> list[str]:
+        """Remove devices the library owns that no recorded port and no
+        network with ports claims.
+
+        :returns: the names of the devices removed.
+        """
+        records = self.ledger.list_ports()
+        ports_known = {r.port.port_id for r in records}
+        networks_used = {r.network for r in records}
+        leaked = []
+        for link in self.context.host.list_links():
+            tag = link.get('tag')
+            if not link.get('owned') or not tag:
+                continue
+            if tag.startswith('net:'):
+                if tag[4:] not in networks_used:
+                    leaked.append(link['name'])
+            elif tag not in ports_known:
+                leaked.append(link['name'])
+        if leaked:
+            self.context.host.delete(leaked, missing_ok=True)
+            self.ledger.forget_devices(leaked)
+        return leaked
 
     def close(self) -> None:
         """Release this thread's ledger connection."""

@@ -47,6 +47,11 @@ core_opts = [
                      'vif_plug_dyn.network_drivers namespace) used for each '
                      'network kind. A network definition can override it '
                      'with <driver name="..."/>.'),
+    cfg.StrOpt('hypervisor', default='libvirt',
+               help='Hypervisor adapter (an entry point name in the '
+                    'vif_plug_dyn.hypervisors namespace) that '
+                    'vif_plug_dyn.load_hypervisor_adapter() loads: it turns '
+                    'endpoints into the hypervisor\'s NIC configuration.'),
     cfg.StrOpt('netns',
                help='Run all host network work inside this network '
                     'namespace (by name, as under /run/netns). The '
@@ -70,6 +75,18 @@ core_opts = [
                  help='Seconds to wait for ovs-vswitchd to apply a port '
                       'change after it is committed (0: return once the '
                       'database has committed it).'),
+    cfg.StrOpt('direct_reconnect', default='refuse',
+               choices=[('refuse', 'a genuine macvtap endpoint cannot be '
+                                   'moved or healed at run time'),
+                        ('reattach', 'detach the guest NIC and attach it '
+                                     'again, same MAC and PCI address '
+                                     '(guest-visible)')],
+               help='What connect() does with a genuine macvtap (direct) '
+                    'endpoint whose source must change. QEMU holds the '
+                    'macvtap\'s file descriptor, so the only way is to '
+                    'replace the NIC; the guest sees it go and come back '
+                    'in the same slot. Steered (ethernet) endpoints never '
+                    'need this.'),
     cfg.IntOpt('lock_timeout', default=30, min=1,
                help='Seconds to wait for the ledger when another process '
                     'holds it.'),

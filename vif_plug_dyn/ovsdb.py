@@ -38,6 +38,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self
 
+from vif_plug_dyn import exception
+
 __all__ = [
     'OvsdbClient',
     'OvsdbError',
@@ -59,7 +61,7 @@ DEFAULT_TIMEOUT = 30.0
 _MAX_ATTEMPTS = 5
 
 
-class OvsdbError(Exception):
+class OvsdbError(exception.VifPlugDynException):
     """An OVSDB request failed.
 
     :ivar error: the OVSDB error string (``"constraint violation"``,
@@ -76,7 +78,8 @@ class OvsdbError(Exception):
         self.details = details
         self.op = op
         self.index = index
-        super().__init__(self._format())
+        super().__init__(self._format(), error=error, details=details,
+                         index=index)
 
     def _format(self) -> str:
         msg = 'OVSDB error: %s' % self.error

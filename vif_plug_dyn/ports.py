@@ -26,9 +26,13 @@ class Port(objects.VersionedObject):
     :ivar vlan: a VLAN tag for networks that tag per port (hostdev).
     :ivar vm_uuid: the owning instance, recorded for operators and OVS.
     :ivar virtualport: 802.1Qbg/802.1Qbh parameters for direct networks.
+    :ivar tap: the name of the port's tap when a consumer has already
+        chosen it (since 1.1); ``None`` derives it from the port id (see
+        :attr:`tap_name`).
     """
 
-    VERSION: ClassVar[str] = '1.0'
+    VERSION: ClassVar[str] = '1.1'
+    FIELD_SINCE: ClassVar[dict[str, int]] = {'tap': 1}
 
     port_id: str
     mac: str
@@ -37,6 +41,7 @@ class Port(objects.VersionedObject):
     vlan: int | None = None
     vm_uuid: str | None = None
     virtualport: endpoints.VirtualPort | None = None
+    tap: str | None = None
 
     def __post_init__(self) -> None:
         objects.set_normalised(self, 'port_id',
@@ -55,10 +60,20 @@ class Port(objects.VersionedObject):
             raise exception.InvalidField(
                 field='virtualport', value=self.virtualport,
                 reason='must be a VirtualPort')
+        if self.tap is not None:
+            validate.ifname(self.tap, 'tap')
 
     @property
     def tap_name(self) -> str:
-        """The tap name derived from the port id (``vpd`` + 11 hex)."""
+        """The port's tap: :attr:`tap` when given, else derived from the
+        port id (``vpd`` + 11 hex).
+
+        NOTE(vpd): a consumer that renders the hypervisor configuration
+        itself (nova through os-vif names the tap ``tap`` + 11 characters
+        of the port id) must find the library's tap under its own name.
+        """
+        if self.tap is not None:
+            return self.tap
         return device_name('vpd', self.port_id)
 
     @property

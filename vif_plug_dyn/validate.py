@@ -55,7 +55,7 @@ def ifname(value: Any, field: str = 'ifname') -> str:
     if len(value.encode('utf-8')) > IFNAMSIZ:
         raise _fail(field, value,
                     'longer than %d bytes (IFNAMSIZ)' % IFNAMSIZ)
-    if value in ('.', '..') or not _IFNAME_RE.match(value):
+    if value in ('.', '..') or not _IFNAME_RE.fullmatch(value):
         raise _fail(field, value,
                     'only letters, digits, "_", "." and "-" are allowed, '
                     'starting with a letter or digit')
@@ -69,7 +69,7 @@ def mac(value: Any, field: str = 'mac') -> str:
         all zeros.
     """
     value = _require_str(value, field).lower()
-    if not _MAC_RE.match(value):
+    if not _MAC_RE.fullmatch(value):
         raise _fail(field, value, 'expected six hex octets like '
                                   '52:54:00:12:34:56')
     if int(value[:2], 16) & 0x01:
@@ -85,7 +85,7 @@ def pci_address(value: Any, field: str = 'pci_address') -> str:
     :raises InvalidField: wrong shape, slot above 0x1f or function above 7.
     """
     value = _require_str(value, field).lower()
-    if not _PCI_RE.match(value):
+    if not _PCI_RE.fullmatch(value):
         raise _fail(field, value, 'expected a PCI address dddd:bb:ss.f '
                                   '(slot 00-1f, function 0-7)')
     return value
@@ -96,7 +96,7 @@ def pci_parts(value: str) -> dict[str, int]:
 
     :returns: a dict with ``domain``, ``bus``, ``slot`` and ``function``.
     """
-    match = _PCI_RE.match(pci_address(value))
+    match = _PCI_RE.fullmatch(pci_address(value))
     assert match is not None
     return {k: int(v, 16) for k, v in match.groupdict().items()}
 
@@ -149,7 +149,7 @@ def uuid(value: Any, field: str = 'uuid') -> str:
 def network_name(value: Any, field: str = 'network') -> str:
     """Validate a host network name (1-64 safe characters)."""
     value = _require_str(value, field)
-    if not _NETWORK_NAME_RE.match(value):
+    if not _NETWORK_NAME_RE.fullmatch(value):
         raise _fail(field, value,
                     '1-64 letters, digits, "_", "." or "-", starting with '
                     'a letter or digit')
@@ -159,7 +159,7 @@ def network_name(value: Any, field: str = 'network') -> str:
 def netns_name(value: Any, field: str = 'netns') -> str:
     """Validate a network namespace name (as under /run/netns)."""
     value = _require_str(value, field)
-    if value in ('.', '..') or not _NETNS_RE.match(value):
+    if value in ('.', '..') or not _NETNS_RE.fullmatch(value):
         raise _fail(field, value,
                     '1-64 letters, digits, "_", "." or "-", starting with '
                     'a letter or digit')

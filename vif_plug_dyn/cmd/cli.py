@@ -57,7 +57,7 @@ def _types(value: str) -> list[str]:
 def _record(record: Any) -> dict[str, Any]:
     return {'port_id': record.port.port_id, 'network': record.network,
             'state': record.state, 'cable': record.cable,
-            'health': record.health,
+            'health': record.health, 'link': record.link,
             'endpoint': (record.endpoint.to_primitive()
                          if record.endpoint else None)}
 
@@ -136,6 +136,12 @@ def _connect(mgr: manager_mod.EndpointManager,
 def _disconnect(mgr: manager_mod.EndpointManager,
                 args: argparse.Namespace) -> Any:
     return mgr.disconnect(args.port_id).to_primitive()
+
+
+def _link(mgr: manager_mod.EndpointManager,
+          args: argparse.Namespace) -> Any:
+    mgr.set_link_state(args.port_id, args.state)
+    return _record(mgr.ledger.get_port(args.port_id))
 
 
 def _capabilities(mgr: manager_mod.EndpointManager,
@@ -330,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     disc = sub.add_parser('disconnect', help='pull a cable out')
     disc.add_argument('port_id')
     disc.set_defaults(func=_disconnect)
+    link = sub.add_parser('link', help='force the guest link up or down, '
+                                       'or let it follow the cable')
+    link.add_argument('port_id')
+    link.add_argument('state', choices=['up', 'down', 'follow'])
+    link.set_defaults(func=_link)
     sub.add_parser('capabilities', help='what this host offers'
                    ).set_defaults(func=_capabilities)
     sub.add_parser('reconcile', help='repair after a crash'

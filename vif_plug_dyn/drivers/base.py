@@ -129,6 +129,40 @@ class NetworkDriver(abc.ABC):
             operation='disconnect', by=self.name,
             reason='the driver has no runtime cable')
 
+    # -- runtime: what the watcher and reconcile use ----------------------
+
+    def dependencies(self, endpoint: endpoints.Endpoint,
+                     network: networks.Network) -> tuple[str, ...]:
+        """Host interfaces ``endpoint`` needs to carry traffic.
+
+        The runtime watches them: when one disappears the endpoint is
+        degraded (:meth:`lost`), when it comes back the endpoint is
+        rebuilt (:meth:`restore`).
+        """
+        return ()
+
+    def restore(self, endpoints_: list[endpoints.Endpoint],
+                network: networks.Network, plugged: set[str]) -> None:
+        """Make the host side of ``endpoints_`` exist and match the cable.
+
+        Idempotent: what exists is left alone, what is missing (after a
+        reboot, a lower device's return, a crash) is rebuilt. Endpoints
+        whose port id is in ``plugged`` are connected, the others are
+        left unplugged.
+        """
+        return None
+
+    def release_network(self, network: networks.Network) -> None:
+        """A port left ``network`` for another one: remove the network's
+        own host objects (a bridge the library made) if no port is left."""
+        return None
+
+    def lost(self, endpoints_: list[endpoints.Endpoint],
+             network: networks.Network) -> None:
+        """Tidy up after a dependency of ``endpoints_`` vanished (the
+        kernel already removed the devices that hung off it)."""
+        return None
+
     def check_request(self, request: ports.EndpointRequest,
                       network: networks.Network) -> None:
         """Refuse a request the driver cannot serve before any work is done.

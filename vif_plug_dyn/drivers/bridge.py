@@ -29,6 +29,21 @@ LOG = logging.getLogger(__name__)
 NETWORK_TAG = 'net:'
 
 
+def _library_taps(endpoints_: list[endpoints.Endpoint]
+                  ) -> list[endpoints.Endpoint]:
+    """The endpoints whose tap the library makes: ``ethernet`` ones.
+
+    NOTE(vpd): the hypervisor makes the tap of a ``bridge`` endpoint.
+    libvirt refuses to start a guest whose <interface type='bridge'> names
+    a tap that already exists ("The X interface already exists") and
+    refuses managed='no' for that type; so a bridge endpoint gets only its
+    bridge from the library, and its cable moves through the hypervisor's
+    live source change (the runtime does that).
+    """
+    return [e for e in endpoints_
+            if isinstance(e, endpoints.EthernetEndpoint)]
+
+
 class BridgeDriver(base.NetworkDriver):
     """Taps on Linux bridges."""
 
@@ -94,14 +109,13 @@ class BridgeDriver(base.NetworkDriver):
         bridge = str(network.bridge)
         master = bridge if connect else None
         with self._lock:
+            mine = requests if endpoint_type == endpoints.ETHERNET else []
             batch = self._bridge_ops(network)
-            batch += [taps.create_tap_op(r, network, master)
-                      for r in requests]
+            batch += [taps.create_tap_op(r, network, master) for r in mine]
             # NOTE(vpd): one privileged call, all or nothing: the helper
             # removes what this batch created if any operation fails.
-            self.host.run(batch)
-        self.context.ledger.record_devices(taps.tap_records(requests,
-                                                            network))
+            taps.build(self.host, self.context.ledger, batch,
+                       taps.tap_records(mine, network))
         made: list[endpoints.Endpoint] = []
         for request in requests:
             fields = taps.common_fields(request, network)
@@ -115,7 +129,12 @@ class BridgeDriver(base.NetworkDriver):
 
     def delete_endpoints(self, endpoints_: list[endpoints.Endpoint],
                          network: networks.Network) -> None:
-        names = [t for t in map(taps.tap_of, endpoints_) if t]
+        # NOTE(vpd): only the taps the ledger says the library made; a
+        # hypervisor's tap (a bridge endpoint's) is not ours.
+        recorded = {d.name for e in endpoints_
+                    for d in self.context.ledger.devices(e.port_id)
+                    if d.kind == taps.TAP}
+        names = [t for t in map(taps.tap_of, endpoints_) if t in recorded]
         with self._lock:
             if names:
                 self.host.delete(names, missing_ok=True)
@@ -130,10 +149,14 @@ class BridgeDriver(base.NetworkDriver):
         tap = _require_tap(endpoint, self.name)
         with self._lock:
             batch = self._bridge_ops(network)
-            batch.append(ops.set_link(tap, master=str(network.bridge),
-                                      up=True))
-            self.host.run(batch)
+            if isinstance(endpoint, endpoints.EthernetEndpoint):
+                batch.append(ops.set_link(tap, master=str(network.bridge),
+                                          up=True))
+            if batch:
+                self.host.run(batch)
         if isinstance(endpoint, endpoints.BridgeEndpoint):
+            # NOTE(vpd): the hypervisor's tap; the runtime asks the
+            # hypervisor to move it (a live source change).
             return endpoint.replace(network=network.name,
                                     bridge=str(network.bridge))
         return endpoint.replace(network=network.name)
@@ -141,7 +164,58 @@ class BridgeDriver(base.NetworkDriver):
     def disconnect(self, endpoint: endpoints.Endpoint,
                    network: networks.Network) -> None:
         tap = _require_tap(endpoint, self.name)
-        self.host.run([ops.set_nomaster(tap)])
+        if isinstance(endpoint, endpoints.EthernetEndpoint):
+            self.host.run([ops.set_nomaster(tap)])
+        # NOTE(vpd): a bridge endpoint's tap is the hypervisor's and its
+        # interface type cannot be without a bridge: unplugged, only the
+        # guest link goes down (the runtime does that).
+
+    def release_network(self, network: networks.Network) -> None:
+        with self._lock:
+            self._remove_bridge_if_unused(network, set())
+
+    # -- runtime -----------------------------------------------------------
+
+    def dependencies(self, endpoint: endpoints.Endpoint,
+                     network: networks.Network) -> tuple[str, ...]:
+        # NOTE(vpd): only a tagged uplink is rebuilt by the library (its
+        # VLAN device dies with the uplink); an operator's untagged uplink
+        # is the operator's to restore.
+        if network.uplink and network.uplink_vlan:
+            return (network.uplink,)
+        return ()
+
+    def restore(self, endpoints_: list[endpoints.Endpoint],
+                network: networks.Network, plugged: set[str]) -> None:
+        bridge = str(network.bridge)
+        with self._lock:
+            links = {link['name']: link for link in self.host.list_links()}
+            batch = self._bridge_ops(network)
+            if network.uplink and network.uplink_vlan and \
+                    network.uplink in links and bridge in links:
+                vlan_dev = _vlan_name(network.uplink, network.uplink_vlan)
+                if vlan_dev not in links:
+                    batch += [ops.create_vlan(
+                        vlan_dev, network.uplink, network.uplink_vlan,
+                        mtu=network.mtu, tag=NETWORK_TAG + network.name),
+                        ops.set_master(vlan_dev, bridge)]
+            mine = _library_taps(endpoints_)
+            batch += taps.missing_tap_ops(mine, network, set(links),
+                                          bridge, plugged)
+            bridge_index = links.get(bridge, {}).get('index')
+            for endpoint in mine:
+                tap = taps.tap_of(endpoint)
+                if tap is None or tap not in links:
+                    continue
+                on_bridge = bridge_index is not None and \
+                    links[tap].get('master_index') == bridge_index
+                if endpoint.port_id in plugged and not on_bridge:
+                    batch.append(ops.set_link(tap, master=bridge, up=True))
+                elif endpoint.port_id not in plugged and \
+                        links[tap].get('master_index'):
+                    batch.append(ops.set_nomaster(tap))
+            if batch:
+                self.host.run(batch)
 
 
 def _require_tap(endpoint: endpoints.Endpoint, driver: str) -> str:

@@ -29,6 +29,7 @@ from vif_plug_dyn import endpoints
 from vif_plug_dyn import exception
 from vif_plug_dyn import ledger as ledger_mod
 from vif_plug_dyn import networks
+from vif_plug_dyn import opts
 from vif_plug_dyn import ports
 from vif_plug_dyn.drivers import base
 from vif_plug_dyn.drivers import taps
@@ -92,8 +93,8 @@ class DirectDriver(base.NetworkDriver):
                     if connect and lower in present:
                         batch += self._steer_ops(request.port, network,
                                                  lower)
-                self.host.run(batch)
-                ledger.record_devices(self._records(requests, network))
+                taps.build(self.host, ledger, batch,
+                           self._records(requests, network))
         except BaseException:
             for request in requests:
                 ledger.release(request.port.port_id, network.name)
@@ -155,6 +156,9 @@ class DirectDriver(base.NetworkDriver):
 
     def connect(self, endpoint: endpoints.Endpoint,
                 network: networks.Network) -> endpoints.Endpoint:
+        if isinstance(endpoint, endpoints.DirectEndpoint) and \
+                self._reattach_allowed():
+            return self._new_source(endpoint, network)
         tap = self._steered_tap(endpoint, 'connect')
         port = _port_of(endpoint, network)
         request = ports.EndpointRequest(port=port)
@@ -163,17 +167,39 @@ class DirectDriver(base.NetworkDriver):
                                require_present=False)
         try:
             if lower in present:
-                self.host.run(self._steer_ops(port, network, lower))
-                self.context.ledger.record_devices(
-                    self._records([request], network)[1:])
+                taps.build(self.host, self.context.ledger,
+                           self._steer_ops(port, network, lower),
+                           self._records([request], network)[1:])
         except BaseException:
             self.context.ledger.release(endpoint.port_id, network.name)
             raise
         assert tap == port.tap_name
         return endpoint.replace(network=network.name)
 
+    def _reattach_allowed(self) -> bool:
+        return bool(self.context.conf[opts.GROUP].direct_reconnect ==
+                    'reattach')
+
+    def _new_source(self, endpoint: endpoints.DirectEndpoint,
+                    network: networks.Network) -> endpoints.Endpoint:
+        """Allocate a pool interface for a genuine macvtap moving to
+        ``network``; the hypervisor re-attaches the NIC to it."""
+        request = ports.EndpointRequest(port=_port_of(endpoint, network))
+        lower = self._allocate(request, network, self._present(network),
+                               require_present=True)
+        return endpoints.DirectEndpoint(
+            port_id=endpoint.port_id, network=network.name,
+            mac=endpoint.mac, queues=endpoint.queues, source_dev=lower,
+            mode=str(network.mode), virtualport=endpoint.virtualport)
+
     def disconnect(self, endpoint: endpoints.Endpoint,
                    network: networks.Network) -> None:
+        if isinstance(endpoint, endpoints.DirectEndpoint) and \
+                self._reattach_allowed():
+            # NOTE(vpd): the macvtap stays with the guest; unplugged, its
+            # pool place is given back and only the guest link goes down.
+            self.context.ledger.release(endpoint.port_id, network.name)
+            return
         self._steered_tap(endpoint, 'disconnect')
         macvlan = _macvlan(endpoint)
         # NOTE(vpd): deleting the macvlan takes its own filters with it;
@@ -184,6 +210,62 @@ class DirectDriver(base.NetworkDriver):
         self.context.ledger.forget_devices([macvlan])
         self.context.ledger.release(endpoint.port_id, network.name)
 
+    # -- runtime -----------------------------------------------------------
+
+    def dependencies(self, endpoint: endpoints.Endpoint,
+                     network: networks.Network) -> tuple[str, ...]:
+        if isinstance(endpoint, endpoints.DirectEndpoint):
+            return (endpoint.source_dev,)
+        lower = self.context.ledger.allocation(endpoint.port_id,
+                                               network.name)
+        return () if lower is None else (lower,)
+
+    def restore(self, endpoints_: list[endpoints.Endpoint],
+                network: networks.Network, plugged: set[str]) -> None:
+        steered = [e for e in endpoints_
+                   if isinstance(e, endpoints.EthernetEndpoint)]
+        if not steered:
+            return
+        present = {link['name'] for link in self.host.list_links()}
+        batch = taps.missing_tap_ops(steered, network, present, None,
+                                     plugged)
+        records = []
+        for endpoint in steered:
+            port = taps.port_of(endpoint)
+            lower = self.context.ledger.allocation(endpoint.port_id,
+                                                   network.name)
+            macvlan = port.macvlan_name
+            if endpoint.port_id not in plugged:
+                if macvlan in present:
+                    batch += [ops.unredirect(port.tap_name, macvlan),
+                              ops.delete([macvlan], missing_ok=True)]
+            elif lower in present:
+                if macvlan in present:
+                    # NOTE(vpd): the macvlan survived; steering is
+                    # re-applied (it replaces our own filters) in case the
+                    # tap's side was lost.
+                    batch.append(ops.redirect(port.tap_name, macvlan))
+                else:
+                    batch += self._steer_ops(port, network, str(lower))
+                    records.append(ledger_mod.DeviceRecord(
+                        macvlan, MACVLAN, endpoint.port_id, network.name))
+        if batch:
+            self.host.run(batch)
+            self.context.ledger.record_devices(records)
+
+    def lost(self, endpoints_: list[endpoints.Endpoint],
+             network: networks.Network) -> None:
+        steered = [e for e in endpoints_
+                   if isinstance(e, endpoints.EthernetEndpoint)]
+        if not steered:
+            return
+        # NOTE(vpd): the kernel removed each macvlan with its lower device
+        # (and the macvlan's own filters); what is left is the tap's filter
+        # redirecting at a device that is gone.
+        self.host.apply([ops.unredirect(e.tap, _macvlan(e))
+                         for e in steered], stop_on_error=False)
+        self.context.ledger.forget_devices([_macvlan(e) for e in steered])
+
     def _steered_tap(self, endpoint: endpoints.Endpoint,
                      operation: str) -> str:
         if not isinstance(endpoint, endpoints.EthernetEndpoint):
@@ -191,7 +273,9 @@ class DirectDriver(base.NetworkDriver):
                 operation=operation, by=self.name,
                 reason='a genuine macvtap (%s endpoint) cannot change its '
                        'cable at run time; use a steered (ethernet) '
-                       'endpoint or the reconnect strategy' % endpoint.type)
+                       'endpoint, or the reconnect strategy '
+                       '([vif_plug_dyn] direct_reconnect = reattach)' %
+                       endpoint.type)
         return endpoint.tap
 
 
@@ -202,4 +286,5 @@ def _macvlan(endpoint: endpoints.Endpoint) -> str:
 def _port_of(endpoint: endpoints.Endpoint,
              network: networks.Network) -> ports.Port:
     return ports.Port(port_id=endpoint.port_id, mac=endpoint.mac,
-                      network=network.name, mtu=endpoint.mtu)
+                      network=network.name, mtu=endpoint.mtu,
+                      tap=taps.tap_of(endpoint))

@@ -17,6 +17,7 @@ from vif_plug_dyn import networks
 from vif_plug_dyn import opts
 from vif_plug_dyn import ports
 from vif_plug_dyn import sriov
+from vif_plug_dyn import validate
 from vif_plug_dyn.drivers import base
 from vif_plug_dyn.drivers import taps
 from vif_plug_dyn.privsep import ops
@@ -60,9 +61,11 @@ class HostdevDriver(base.NetworkDriver):
         chosen: list[sriov.VirtualFunction] = []
         try:
             for request in requests:
+                wanted = _wanted_vf(request, network, vfs)
                 address = ledger.allocate(
                     network.name, request.port.port_id,
-                    [(a, 1) for a in sorted(vfs)])
+                    [(a, 1) for a in sorted(vfs)
+                     if wanted is None or a == wanted])
                 chosen.append(vfs[address])
             self.host.run([self._vf_op(vf, r.port, network)
                            for vf, r in zip(chosen, requests, strict=True)])
@@ -112,6 +115,34 @@ class HostdevDriver(base.NetworkDriver):
         finally:
             for endpoint in endpoints_:
                 self.context.ledger.release(endpoint.port_id, network.name)
+
+
+#: Request option naming the one VF a port must get (``dddd:bb:ss.f``).
+PCI_ADDRESS_OPTION = 'pci_address'
+
+
+def _wanted_vf(request: ports.EndpointRequest, network: networks.Network,
+               vfs: dict[str, sriov.VirtualFunction]) -> str | None:
+    """The VF a request pins with option ``pci_address``, if any.
+
+    NOTE(vpd): a consumer that has already chosen the VF (nova's PCI
+    tracker, through os-vif's ``VIFHostDevice.dev_address``) renders that
+    address in the guest: the endpoint must be built on that VF or on
+    none.
+
+    :raises InvalidField: the address is malformed or not a usable VF of
+        the network's PFs.
+    """
+    value = request.option(PCI_ADDRESS_OPTION)
+    if value is None:
+        return None
+    address = validate.pci_address(value, 'options[pci_address]')
+    if address not in vfs:
+        raise exception.InvalidField(
+            field='options[pci_address]', value=value,
+            reason='not a usable VF of network %s (PFs %s)' % (
+                network.name, ', '.join(network.pfs)))
+    return address
 
 
 def _vlan(port: ports.Port, network: networks.Network) -> int | None:

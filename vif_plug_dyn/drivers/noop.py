@@ -70,6 +70,9 @@ class NoopDriver(base.NetworkDriver):
 
     def connect(self, endpoint: endpoints.Endpoint,
                 network: networks.Network) -> endpoints.Endpoint:
+        if isinstance(endpoint, endpoints.BridgeEndpoint) and network.bridge:
+            return endpoint.replace(network=network.name,
+                                    bridge=network.bridge)
         return endpoint.replace(network=network.name)
 
     def disconnect(self, endpoint: endpoints.Endpoint,

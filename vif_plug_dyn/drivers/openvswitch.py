@@ -82,7 +82,7 @@ class OpenVSwitchDriver(base.NetworkDriver):
         remaining = {r.port.port_id for r in
                      self.context.ledger.list_ports(network.name)} - leaving
         if not remaining and not self.db.list_ports(bridge):
-            self.db.del_bridge(bridge)
+            self.db.del_bridge(bridge, wait=self._wait)
 
     @staticmethod
     def _port_spec(port: ports.Port) -> ovsdb.PortSpec:
@@ -100,20 +100,15 @@ class OpenVSwitchDriver(base.NetworkDriver):
         bridge = str(network.bridge)
         with self._lock:
             self._ensure_bridge(network)
-            if endpoint_type == endpoints.ETHERNET:
-                self.host.run([taps.create_tap_op(r, network)
-                               for r in requests])
-                try:
-                    if connect:
-                        self.db.add_ports(
-                            bridge, [self._port_spec(r.port)
-                                     for r in requests],
-                            tag=network.vlan, wait=self._wait)
-                except BaseException:
-                    self.host.delete([r.port.tap_name for r in requests])
-                    raise
-                self.context.ledger.record_devices(
-                    taps.tap_records(requests, network))
+            try:
+                if endpoint_type == endpoints.ETHERNET:
+                    self._make_taps(requests, network, connect)
+            except BaseException:
+                # NOTE(vpd): a bridge this call created goes again, so a
+                # failed first request leaves the switch as it found it.
+                self._remove_bridge_if_unused(
+                    network, {r.port.port_id for r in requests})
+                raise
         made: list[endpoints.Endpoint] = []
         for request in requests:
             fields = taps.common_fields(request, network)
@@ -127,6 +122,23 @@ class OpenVSwitchDriver(base.NetworkDriver):
                         type='openvswitch',
                         interface_id=request.port.port_id), **fields))
         return made
+
+    def _make_taps(self, requests: list[ports.EndpointRequest],
+                   network: networks.Network, connect: bool) -> None:
+        taps.build(self.host, self.context.ledger,
+                   [taps.create_tap_op(r, network) for r in requests],
+                   taps.tap_records(requests, network))
+        try:
+            if connect:
+                self.db.add_ports(
+                    str(network.bridge),
+                    [self._port_spec(r.port) for r in requests],
+                    tag=network.vlan, wait=self._wait)
+        except BaseException:
+            names = [r.port.tap_name for r in requests]
+            self.host.delete(names, missing_ok=True)
+            self.context.ledger.forget_devices(names)
+            raise
 
     def delete_endpoints(self, endpoints_: list[endpoints.Endpoint],
                          network: networks.Network) -> None:
@@ -152,8 +164,10 @@ class OpenVSwitchDriver(base.NetworkDriver):
             raise exception.OperationNotSupported(
                 operation='connect', by=self.name,
                 reason='a %s endpoint has no tap' % endpoint.type)
+        # NOTE(vpd): the tap keeps the name it was built with, which is
+        # not always the one derived from the port id (Port.tap).
         port = ports.Port(port_id=endpoint.port_id, mac=endpoint.mac,
-                          network=network.name)
+                          network=network.name, tap=tap)
         with self._lock:
             self._ensure_bridge(network)
             self.db.add_ports(str(network.bridge), [self._port_spec(port)],
@@ -168,3 +182,31 @@ class OpenVSwitchDriver(base.NetworkDriver):
         tap = taps.tap_of(endpoint)
         if tap is not None:
             self.db.del_ports(str(network.bridge), [tap], wait=self._wait)
+
+    def release_network(self, network: networks.Network) -> None:
+        with self._lock:
+            self._remove_bridge_if_unused(network, set())
+
+    def restore(self, endpoints_: list[endpoints.Endpoint],
+                network: networks.Network, plugged: set[str]) -> None:
+        bridge = str(network.bridge)
+        mine = [e for e in endpoints_
+                if isinstance(e, endpoints.EthernetEndpoint)]
+        with self._lock:
+            self._ensure_bridge(network)
+            present = {link['name'] for link in self.host.list_links()}
+            batch = taps.missing_tap_ops(mine, network, present, None,
+                                         plugged)
+            if batch:
+                self.host.run(batch)
+            on_bridge = set(self.db.list_ports(bridge))
+            wanted = [e for e in mine if e.port_id in plugged and
+                      e.tap not in on_bridge]
+            unwanted = [e.tap for e in mine if e.port_id not in plugged and
+                        e.tap in on_bridge]
+            if wanted:
+                self.db.add_ports(bridge, [self._port_spec(taps.port_of(e))
+                                           for e in wanted],
+                                  tag=network.vlan, wait=self._wait)
+            if unwanted:
+                self.db.del_ports(bridge, unwanted, wait=self._wait)

@@ -5,6 +5,7 @@ endpoint keeps one tap for its whole life; plugging and moving the cable
 only change what the tap is connected to.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from vif_plug_dyn import endpoints
@@ -35,12 +36,34 @@ def queues(request: ports.EndpointRequest) -> int | None:
 def create_tap_op(request: ports.EndpointRequest, network: networks.Network,
                   master: str | None = None) -> dict[str, Any]:
     """The operation creating a port's tap, tagged with its port id."""
-    port = request.port
-    count = queues(request)
+    return tap_op(request.port, network, master, queues(request))
+
+
+def tap_op(port: ports.Port, network: networks.Network,
+           master: str | None = None,
+           queue_count: int | None = None) -> dict[str, Any]:
+    """The operation creating ``port``'s tap, tagged with its port id."""
     return ops.create_tap(port.tap_name, mtu=network.mtu or port.mtu,
                           mac=host_mac(port.mac), master=master, up=True,
                           tag=port.port_id,
-                          multi_queue=bool(count and count > 1))
+                          multi_queue=bool(queue_count and queue_count > 1))
+
+
+def port_of(endpoint: endpoints.Endpoint) -> ports.Port:
+    """The port an endpoint serves, rebuilt from the endpoint."""
+    return ports.Port(port_id=endpoint.port_id, mac=endpoint.mac,
+                      network=endpoint.network, mtu=endpoint.mtu)
+
+
+def missing_tap_ops(endpoints_: Sequence[endpoints.Endpoint],
+                    network: networks.Network, present: set[str],
+                    master: str | None, plugged: set[str]
+                    ) -> list[dict[str, Any]]:
+    """Operations re-creating the taps of ``endpoints_`` that are gone."""
+    return [tap_op(port_of(e), network,
+                   master if e.port_id in plugged else None, e.queues)
+            for e in endpoints_
+            if tap_of(e) and tap_of(e) not in present]
 
 
 def tap_records(requests: list[ports.EndpointRequest],
@@ -56,6 +79,24 @@ def common_fields(request: ports.EndpointRequest,
     port = request.port
     return dict(port_id=port.port_id, network=network.name, mac=port.mac,
                 mtu=network.mtu or port.mtu, queues=queues(request))
+
+
+def build(host: Any, ledger: ledger_mod.Ledger, batch: list[dict[str, Any]],
+          records: list[ledger_mod.DeviceRecord]) -> None:
+    """Run a creating batch and record the devices it made, all or nothing.
+
+    The helper already undoes a batch that fails half way; this also
+    removes the devices again when recording them fails, so nothing is
+    ever left on the host that the ledger does not know.
+    """
+    host.run(batch)
+    try:
+        ledger.record_devices(records)
+    except BaseException:
+        created = [op['name'] for op in batch
+                   if op['op'].startswith('create_')]
+        host.delete(created, missing_ok=True)
+        raise
 
 
 def tap_of(endpoint: endpoints.Endpoint) -> str | None:

@@ -207,7 +207,7 @@ def _create(snapshot: State, name: str, index: int | None) -> Op | None:
     data = link.get('data') or {}
     common: dict[str, Any] = dict(
         mtu=link['mtu'], mac=link['mac'], up=False, tag=link['tag'],
-        group=link['group'] or None, ifindex=index)
+        group=link['group'] or None, index=index)
     if link['kind'] == 'bridge':
         return ops.create_bridge(
             name, stp=bool(data.get('stp_state')),

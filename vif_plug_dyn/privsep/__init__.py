@@ -18,6 +18,7 @@ library ever runs.
 import errno
 import os
 import signal
+import sys
 import time
 
 from oslo_config import cfg
@@ -66,8 +67,23 @@ class NetnsPrivContext(priv_context.PrivContext):
 
     def helper_command(self, sockpath: str) -> list[str]:
         """The daemon's command line, inside :attr:`netns` if set."""
-        cmd = super().helper_command(sockpath)
+        cmd = [_helper_path(arg) for arg in super().helper_command(sockpath)]
+        if os.geteuid() == 0 and not self.conf.helper_command:
+            # NOTE(vpd): already root: the root helper oslo.privsep puts in
+            # front (sudo) adds nothing and may not even be installed.
+            at = next((i for i, arg in enumerate(cmd)
+                       if os.path.basename(arg) == 'privsep-helper'), 0)
+            cmd = cmd[at:]
         return cmd if self.netns is None else netns_command(cmd, self.netns)
+
+
+def _helper_path(arg: str) -> str:
+    """Name ``privsep-helper`` by its path when it sits beside the running
+    interpreter (a virtualenv whose ``bin`` is not on ``PATH``)."""
+    if arg != 'privsep-helper':
+        return arg
+    beside = os.path.join(os.path.dirname(sys.executable), arg)
+    return beside if os.access(beside, os.X_OK) else arg
 
 
 # NOTE(vpd): CAP_NET_ADMIN does all netlink and tun work. CAP_MKNOD is

@@ -17,12 +17,15 @@ How a batch runs:
 
 Stop-at-first-error mode: an operation whose effects are not confined to
 devices this batch created (changing a pre-existing device, deleting,
-configuring a VF) is a barrier: everything before it is flushed and
+adopting, configuring a VF) is a barrier: everything before it is flushed and
 checked first, and it is checked before anything after it is sent. So
 when an error is found, every operation that ran since the last barrier
 only touched devices this batch created, and deleting those devices undoes
 all of it. Best-effort mode runs everything and removes only the devices
 of failed create operations.
+
+What each operation does is in :mod:`.handlers`; this module is the
+engine: lookups, pipelining, results, deletion and undo.
 
 Deleting several devices puts them all in a transient link group and
 deletes the group with one request: the kernel unregisters them together
@@ -38,13 +41,12 @@ from collections.abc import Callable
 from typing import Any
 
 from vif_plug_dyn import exception
-from vif_plug_dyn.privsep import addresses
+from vif_plug_dyn.privsep import handlers
 from vif_plug_dyn.privsep import netlink
 from vif_plug_dyn.privsep import nlmsg
 from vif_plug_dyn.privsep import ops as ops_mod
-from vif_plug_dyn.privsep import rtnl
-from vif_plug_dyn.privsep import tc
 from vif_plug_dyn.privsep import tuntap
+from vif_plug_dyn.privsep.netlink import kernel_error
 
 # NOTE(vpd): one batch at a time per daemon: a batch's view of the
 # devices (existence, ownership, the transient group it picked) must not
@@ -60,10 +62,6 @@ TRANSIENT_GROUP_RANGE = (0x80000000, 0xFFFFFFFE)
 DUMP_THRESHOLD = 32
 
 _GONE_OK = frozenset({errno.ENODEV})
-_NO_QDISC_OK = frozenset({errno.ENOENT, errno.EINVAL})
-# NOTE(vpd): RTM_DELADDR of an address that is not there answers
-# EADDRNOTAVAIL (IPv4 and IPv6 alike).
-_NO_ADDRESS_OK = frozenset({errno.EADDRNOTAVAIL})
 
 
 @dataclasses.dataclass
@@ -94,6 +92,8 @@ class _Step:
 @dataclasses.dataclass
 class _Lookup:
     name: str
+    #: Read the whole link message (its kind too), not only the owner.
+    full: bool = False
 
 
 class _Abort(Exception):
@@ -103,15 +103,6 @@ class _Abort(Exception):
 def _error(exc: exception.VifPlugDynException) -> dict[str, Any]:
     return {'type': type(exc).__name__, 'message': exc.message,
             'kwargs': exc.args[1] if len(exc.args) > 1 else {}}
-
-
-def kernel_error(operation: str, device: str, err: int,
-                 text: str | None = None
-                 ) -> exception.NetlinkOperationFailed:
-    """The typed error for a kernel refusal."""
-    return exception.NetlinkOperationFailed(
-        operation=operation, device=device, errno=err,
-        reason=netlink.reason(err, text))
 
 
 class Batch:
@@ -166,11 +157,11 @@ class Batch:
         barrier = self.stop and not undoable
         try:
             if barrier:
-                self._flush_checked()
+                self.flush_checked()
             self.results[i]['status'] = ops_mod.OK
-            getattr(self, '_op_' + op['op'])(i, op)
+            handlers.HANDLERS[op['op']](self, i, op)
             if barrier:
-                self._flush_checked()
+                self.flush_checked()
         except _Abort:
             if self.results[i]['status'] == ops_mod.OK:
                 self.results[i]['status'] = ops_mod.SKIPPED
@@ -205,34 +196,43 @@ class Batch:
         kind = op['op']
         if kind in ops_mod.CREATE_OPS:
             return True
-        if kind in ('set_link', 'set_bridge', 'set_bond', 'add_address',
-                    'del_address'):
-            return self._created(op['name'])
+        if kind in _CHANGE_OPS:
+            return self.made_here(op['name'])
         if kind in ('redirect', 'unredirect'):
-            return self._created(op['name']) and self._created(op['peer'])
+            return self.made_here(op['name']) and self.made_here(op['peer'])
         return False
 
-    def _created(self, name: str) -> bool:
+    def made_here(self, name: str) -> bool:
+        """Whether this batch created ``name``."""
         link = self.links.get(name)
         return link is not None and link.created
 
     # -- netlink plumbing ------------------------------------------------
 
-    def _send(self, i: int | None, operation: str, device: str,
-              build: Callable[[int], bytes],
-              ok_errnos: frozenset[int] = frozenset(),
-              creates: tuple[str, ...] = ()) -> None:
+    def send(self, i: int | None, operation: str, device: str,
+             build: Callable[[int], bytes],
+             ok_errnos: frozenset[int] = frozenset(),
+             creates: tuple[str, ...] = ()) -> None:
+        """Queue a request of operation ``i`` (``None``: undo work).
+
+        :param operation: what it does, for error reports (``setlink``).
+        :param device: the device it is about, for error reports.
+        :param build: called with a sequence number, returns the message.
+        :param ok_errnos: kernel errors that count as success.
+        :param creates: names that exist once it succeeds.
+        """
         self.sock.queue(build, _Step(i, operation, device, ok_errnos,
                                      creates))
 
     def _flush(self) -> None:
         for cookie, err, text, payload in self.sock.flush():
             if isinstance(cookie, _Lookup):
-                self._on_lookup(cookie.name, err, text, payload)
+                self._on_lookup(cookie, err, text, payload)
             else:
                 self._on_step(cookie, err, text)
 
-    def _flush_checked(self) -> None:
+    def flush_checked(self) -> None:
+        """Flush; in stop mode, abort the operation if anything failed."""
         self._flush()
         if self.stop and self.failed:
             raise _Abort()
@@ -247,9 +247,10 @@ class Batch:
                 self.links.pop(name, None)
             return
         for name in step.creates:
-            self._confirm(step.op, name)
+            self.confirm(step.op, name)
 
-    def _confirm(self, i: int | None, name: str) -> None:
+    def confirm(self, i: int | None, name: str) -> None:
+        """Record that operation ``i`` created ``name``."""
         if i is None:
             return
         self.created.append(name)
@@ -280,7 +281,7 @@ class Batch:
         def visit(buf: memoryview, start: int, end: int) -> None:
             name = nlmsg.link_name(buf, start, end)
             if name in wanted:
-                info = nlmsg.parse_link(buf, start, end)
+                info = nlmsg.parse_owner(buf, start, end)
                 self._store(name, info)
                 seen.add(name)
                 group = info['group']
@@ -298,14 +299,15 @@ class Batch:
             self.links[name] = None
         self.groups_in_use = groups
 
-    def _lookup(self, names: list[str]) -> None:
+    def _lookup(self, names: list[str], full: bool = False) -> None:
         for name in names:
             self.sock.queue(functools.partial(nlmsg.getlink, name=name),
-                            _Lookup(name))
+                            _Lookup(name, full))
         self._flush()
 
-    def _on_lookup(self, name: str, err: int, text: str | None,
+    def _on_lookup(self, lookup: _Lookup, err: int, text: str | None,
                    payload: bytes | None) -> None:
+        name = lookup.name
         self.lookup_errors.pop(name, None)
         if err in netlink.NO_DEVICE:
             self.links[name] = None
@@ -317,381 +319,165 @@ class Batch:
             self.lookup_errors[name] = kernel_error('getlink', name, err,
                                                     text)
             return
-        self._store(name, nlmsg.parse_link(payload, 0, len(payload)))
+        parse = nlmsg.parse_link if lookup.full else nlmsg.parse_owner
+        self._store(name, parse(payload, 0, len(payload)))
 
     def _store(self, name: str, info: dict[str, Any]) -> None:
-        owned, _tag = ops_mod.parse_alias(info['alias'])
+        alias = info['alias']
+        owned, _tag = ops_mod.parse_alias(alias)
         created = name in self.created
+        # NOTE(vpd): one prefix test per link, only for links that are
+        # not ours; the batches of taps do not pay for adoption.
+        adopted = not owned and alias is not None and \
+            ops_mod.parse_adopted(alias) is not None
         self.links[name] = Link(
-            name=name, index=info['index'], kind=info['kind'],
+            name=name, index=info['index'], kind=info.get('kind'),
             owned=owned or created, created=created, group=info['group'],
-            adopted=ops_mod.parse_adopted(info['alias']) is not None,
-            alias=info['alias'])
+            adopted=adopted, alias=alias)
 
-    def _get(self, name: str) -> Link | None:
+    def get(self, name: str) -> Link | None:
+        """What is known of ``name`` (looked up if unknown); ``None``
+        when it does not exist.
+
+        :raises NetlinkOperationFailed: the lookup failed.
+        """
         if name not in self.links:
-            self._flush_checked()
+            self.flush_checked()
             self._lookup([name])
         if name in self.lookup_errors:
             raise self.lookup_errors[name]
         return self.links.get(name)
 
-    def _existing(self, name: str) -> Link:
-        link = self._get(name)
+    def existing(self, name: str) -> Link:
+        """``name``, which must exist.
+
+        :raises DeviceNotFound: it does not.
+        """
+        link = self.get(name)
         if link is None:
             raise exception.DeviceNotFound(device=name)
         return link
 
-    def _owned(self, name: str, operation: str) -> Link:
-        link = self._existing(name)
+    def owned(self, name: str, operation: str) -> Link:
+        """``name``, which must exist and be ours.
+
+        :raises DeviceNotOwned: it is not ours.
+        :raises DeviceNotFound: it does not exist.
+        """
+        link = self.existing(name)
         if not link.owned:
             raise exception.DeviceNotOwned(operation=operation, device=name)
         return link
 
-    def _managed(self, name: str, operation: str) -> Link:
-        """A device we created or adopted (configurable, see
-        :data:`ops.ADOPTED_OK`)."""
-        link = self._existing(name)
-        if not (link.owned or link.adopted):
+    def managed(self, name: str, operation: str) -> Link:
+        """``name``, which must exist and be ours, or adopted when
+        ``operation`` is allowed on adopted devices
+        (:data:`ops.ADOPTED_OK`).
+
+        :raises DeviceNotOwned: it is neither.
+        :raises DeviceNotFound: it does not exist.
+        """
+        link = self.existing(name)
+        if not (link.owned or (link.adopted and
+                               operation in ops_mod.ADOPTED_OK)):
             raise exception.DeviceNotOwned(operation=operation, device=name)
         return link
 
-    def _index(self, name: str) -> int:
-        link = self._existing(name)
-        if link.index is None:
-            self._flush_checked()
+    def kind_of(self, name: str) -> str | None:
+        """The link kind of ``name`` (``None``: a kind-less device, such
+        as a physical NIC).
+
+        NOTE(vpd): the owner lookups stop reading a link message before
+        its kind (see :func:`nlmsg.parse_owner`); the few operations that
+        need the kind read the whole message of that one device.
+
+        :raises DeviceNotFound: it does not exist.
+        """
+        link = self.existing(name)
+        if link.kind is None:
+            self.flush_checked()
             self.links.pop(name, None)
-            link = self._existing(name)
+            self._lookup([name], full=True)
+            link = self.existing(name)
+        return link.kind
+
+    def index_of(self, name: str) -> int:
+        """The ifindex of ``name`` (flushing and looking it up when the
+        batch created it and the kernel has not said yet).
+
+        :raises DeviceNotFound: it does not exist.
+        """
+        link = self.existing(name)
+        if link.index is None:
+            self.flush_checked()
+            self.links.pop(name, None)
+            link = self.existing(name)
         assert link.index is not None
         return link.index
 
-    def _absent(self, name: str, operation: str) -> None:
-        if self._get(name) is not None:
+    def require_absent(self, name: str, operation: str) -> None:
+        """Refuse to create over an existing name.
+
+        :raises NetlinkOperationFailed: EEXIST.
+        """
+        if self.get(name) is not None:
             raise kernel_error(operation, name, errno.EEXIST)
 
-    def _provisional(self, name: str, kind: str,
-                     group: int | None) -> None:
+    def provisional(self, name: str, kind: str,
+                    group: int | None) -> None:
+        """Record a device this batch is creating (index not known yet)."""
         self.links[name] = Link(name=name, index=None, kind=kind,
                                 owned=True, created=True, group=group)
         if group is not None and self.groups_in_use is not None:
             self.groups_in_use.add(group)
 
-    # -- create operations -----------------------------------------------
-
-    def _configure_new(self, i: int, name: str, op: dict[str, Any],
-                       master: str | None = None,
-                       extra: dict[str, Any] | None = None) -> None:
-        """The setlink every created device gets: owner alias, state."""
-        master_index = None if master is None else self._index(master)
-        fields = dict(extra or {})
-        self._send(i, 'setlink', name, lambda seq: nlmsg.setlink(
-            seq, name=name, master=master_index,
-            alias=ops_mod.alias_for(op['tag']), up=op['up'], **fields))
-
-    def _op_create_tap(self, i: int, op: dict[str, Any]) -> None:
-        name = op['name']
-        self._absent(name, 'create_tap')
-        master_index = None
-        if op['master'] is not None:
-            master_index = self._index(op['master'])
-        try:
-            tuntap.create_tap(name, op['multi_queue'], op['owner'],
-                              op['owner_group'])
-        except OSError as exc:
-            raise kernel_error('create_tap', name, exc.errno or 0)
-        self._provisional(name, 'tun', op['group'])
-        self._confirm(i, name)
-        if master_index is not None:
-            # NOTE(vpd): a new tap's operstate stays "unknown" (counted as
-            # up) until link-watch sees its carrier is off; enslaved
-            # before that, the bridge enables the port (multicast
-            # timers...) only to disable it moments later. RTM_GETLINK
-            # runs the pending link-watch work first (what ``ip`` does by
-            # looking the name up): measured 20% less kernel time for
-            # 1000 taps.
-            self._send(i, 'getlink', name, functools.partial(
-                nlmsg.getlink, name=name))
-        alias = ops_mod.alias_for(op['tag'])
-        self._send(i, 'setlink', name, lambda seq: nlmsg.setlink(
-            seq, name=name, mtu=op['mtu'], mac=op['mac'],
-            master=master_index, group=op['group'], alias=alias,
-            up=op['up']))
-
-    def _create_netlink(self, i: int, op: dict[str, Any], kind: str,
-                        build: Callable[[int], bytes],
-                        names: tuple[str, ...]) -> None:
-        for name in names:
-            self._absent(name, 'create_' + kind)
-        self._send(i, 'newlink', names[0], build, creates=names)
-        for name in names:
-            self._provisional(name, kind, op['group'])
-
-    def _op_create_bridge(self, i: int, op: dict[str, Any]) -> None:
-        name = op['name']
-        self._create_netlink(i, op, 'bridge', lambda seq: rtnl.new_bridge(
-            seq, name, mtu=op['mtu'], mac=op['mac'], group=op['group'],
-            stp=op['stp'], forward_delay=op['forward_delay'],
-            ifindex=op['ifindex']), (name,))
-        self._configure_new(i, name, op)
-
-    def _op_create_veth(self, i: int, op: dict[str, Any]) -> None:
-        name, peer = op['name'], op['peer']
-        for master in (op['master'], op['peer_master']):
-            if master is not None:
-                self._existing(master)
-        self._create_netlink(i, op, 'veth', lambda seq: rtnl.new_veth(
-            seq, name, peer, mtu=op['mtu'], mac=op['mac'],
-            peer_mac=op['peer_mac'], group=op['group']), (name, peer))
-        self._configure_new(i, name, op, op['master'])
-        self._configure_new(i, peer, op, op['peer_master'])
-
-    def _op_create_macvlan(self, i: int, op: dict[str, Any]) -> None:
-        self._create_lowered(i, op, 'macvlan')
-
-    def _op_create_macvtap(self, i: int, op: dict[str, Any]) -> None:
-        name = op['name']
-        self._create_lowered(i, op, 'macvtap')
-        index = self._index(name)
-        if not self._created(name):
-            # NOTE(vpd): best-effort mode, the create failed and the name
-            # now belongs to someone else: not our node to make.
-            return
-        try:
-            rdev = tuntap.macvtap_dev_number(name, index)
-            path, made = tuntap.ensure_macvtap_node(index, rdev)
-        except OSError as exc:
-            raise kernel_error('mknod', name, exc.errno or 0,
-                               exc.strerror)
-        self.nodes[name] = (index, rdev)
-        self.results[i].update(ifindex=index, dev_node=path,
-                               dev_node_created=made)
-
-    def _op_create_vlan(self, i: int, op: dict[str, Any]) -> None:
-        self._create_lowered(i, op, 'vlan')
-
-    def _create_lowered(self, i: int, op: dict[str, Any], kind: str) -> None:
-        name = op['name']
-        lower = self._index(op['lower'])
-        build: Callable[[int], bytes]
-        if kind == 'vlan':
-            build = functools.partial(
-                rtnl.new_vlan, name=name, lower=lower,
-                vlan_id=op['vlan_id'], mtu=op['mtu'], mac=op['mac'],
-                group=op['group'], ifindex=op['ifindex'])
-        else:
-            build = functools.partial(
-                rtnl.new_macvlan, name=name, kind=kind, lower=lower,
-                mode=op['mode'], mtu=op['mtu'], mac=op['mac'],
-                group=op['group'])
-        self._create_netlink(i, op, kind, build, (name,))
-        self._configure_new(i, name, op)
-
-    def _op_create_bond(self, i: int, op: dict[str, Any]) -> None:
-        name = op['name']
-        mode = ops_mod.BOND_MODES[op['mode']]
-        options = {k: op[k] for k in _BOND_OPTIONS}
-        self._create_netlink(i, op, 'bond', lambda seq: rtnl.new_bond(
-            seq, name, mode, mtu=op['mtu'], mac=op['mac'],
-            group=op['group'], ifindex=op['ifindex'], **options), (name,))
-        self._configure_new(i, name, op)
-
-    # -- changes -------------------------------------------------------------
-
-    def _op_set_link(self, i: int, op: dict[str, Any]) -> None:
-        name = op['name']
-        # NOTE(vpd): an adopted device is configured like ours, but its
-        # marker is only changed by adopt/release: rewriting the tag would
-        # turn it into a device we "created", which may be deleted.
-        if op['tag'] is not None:
-            link = self._owned(name, 'set_link')
-        else:
-            link = self._managed(name, 'set_link')
-        master = 0 if op['nomaster'] else None
-        if op['master'] is not None:
-            # NOTE(vpd): the master may be an operator's bridge: joining
-            # it (adoption) changes our port, not their bridge.
-            master = self._index(op['master'])
-        alias = None if op['tag'] is None else ops_mod.alias_for(op['tag'])
-        index = link.index or 0
-        self._send(i, 'setlink', name, lambda seq: nlmsg.setlink(
-            seq, index=index, name=name, mtu=op['mtu'], mac=op['mac'],
-            master=master, group=op['group'], alias=alias, up=op['up']))
-
-    def _kind_index(self, name: str, operation: str, kind: str) -> int:
-        link = self._managed(name, operation)
-        if link.kind != kind:
-            raise exception.InvalidField(
-                field='name', value=name,
-                reason='%s needs a %s, not a %s device' % (
-                    operation, kind, link.kind or 'kind-less'))
-        return self._index(name)
-
-    def _op_set_bridge(self, i: int, op: dict[str, Any]) -> None:
-        name = op['name']
-        index = self._kind_index(name, 'set_bridge', 'bridge')
-        self._send(i, 'changelink', name, lambda seq: rtnl.set_bridge(
-            seq, index, stp=op['stp'], forward_delay=op['forward_delay']))
-
-    def _op_set_bond(self, i: int, op: dict[str, Any]) -> None:
-        name = op['name']
-        index = self._kind_index(name, 'set_bond', 'bond')
-        options = {k: op[k] for k in _BOND_OPTIONS}
-        if op['mode'] is not None:
-            options['mode'] = ops_mod.BOND_MODES[op['mode']]
-        if op['primary'] is not None:
-            options['primary'] = self._index(op['primary'])
-        self._send(i, 'changelink', name, lambda seq: rtnl.set_bond(
-            seq, index, **options))
-
-    def _op_adopt(self, i: int, op: dict[str, Any]) -> None:
-        name = op['name']
-        link = self._existing(name)
-        if link.owned:
-            # NOTE(vpd): a device we created stays "created": adopting it
-            # would make it undeletable and hide who made it.
-            raise exception.DeviceAlreadyOwned(device=name,
-                                               alias=link.alias)
-        alias = ops_mod.adopted_alias(op['tag'])
-        index = self._index(name)
-        self.results[i]['previous_alias'] = link.alias
-        self._send(i, 'setlink', name, lambda seq: nlmsg.setlink(
-            seq, index=index, alias=alias))
-        # NOTE(vpd): later operations of the batch may configure the
-        # device only once the kernel has taken the marker.
-        self._flush()
-        if not self._has_failed(i):
-            link.adopted, link.alias = True, alias
-
-    def _op_release(self, i: int, op: dict[str, Any]) -> None:
-        name = op['name']
-        link = self._existing(name)
-        if not link.adopted:
-            raise exception.DeviceNotOwned(operation='release', device=name)
-        alias = op['alias'] or ''
-        index = self._index(name)
-        # NOTE(vpd): an empty IFLA_IFALIAS clears the alias.
-        # NOTE(vpd): forget the marker before the kernel answers: if the
-        # request fails, treating the device as foreign is the safe side.
-        link.adopted, link.alias = False, alias or None
-        self._send(i, 'setlink', name, lambda seq: nlmsg.setlink(
-            seq, index=index, alias=alias))
-
-    def _op_add_address(self, i: int, op: dict[str, Any]) -> None:
-        name = op['name']
-        self._managed(name, 'add_address')
-        index = self._index(name)
-        fields = {k: op[k] for k in (
-            'address', 'prefix', 'peer', 'broadcast', 'label', 'scope',
-            'flags', 'valid_lft', 'preferred_lft', 'proto', 'metric')}
-        self._send(i, 'newaddr', '%s %s/%s' % (name, op['address'],
-                                               op['prefix']),
-                   lambda seq: addresses.newaddr(seq, index=index,
-                                                 **fields))
-
-    def _op_del_address(self, i: int, op: dict[str, Any]) -> None:
-        name = op['name']
-        self._managed(name, 'del_address')
-        index = self._index(name)
-        ok = _NO_ADDRESS_OK if op['missing_ok'] else frozenset()
-        self._send(i, 'deladdr', '%s %s/%s' % (name, op['address'],
-                                               op['prefix']),
-                   lambda seq: addresses.deladdr(
-                       seq, index=index, address=op['address'],
-                       prefix=op['prefix'], peer=op['peer']), ok)
-
-    def _op_set_vf(self, i: int, op: dict[str, Any]) -> None:
-        # NOTE(vpd): the PF is the operator's NIC and stays as it is; only
-        # the VF handed to a guest is configured, so no ownership check.
-        pf = op['pf']
-        index = self._index(pf)
-        self._send(i, 'set_vf', '%s vf %d' % (pf, op['vf']),
-                   lambda seq: rtnl.set_vf(
-                       seq, index, op['vf'], mac=op['mac'], vlan=op['vlan'],
-                       qos=op['qos'], trust=op['trust'],
-                       spoofchk=op['spoofchk']))
-
-    def _op_redirect(self, i: int, op: dict[str, Any]) -> None:
-        name, peer, kind = op['name'], op['peer'], op['qdisc']
-        self._owned(name, 'redirect')
-        self._owned(peer, 'redirect')
-        ends = ((name, self._index(name)), (peer, self._index(peer)))
-        for dev, index in ends:
-            self._send(i, 'del_qdisc', dev, functools.partial(
-                tc.del_qdisc, index=index, kind=kind), _NO_QDISC_OK)
-            self._send(i, 'add_qdisc', dev, functools.partial(
-                tc.add_qdisc, index=index, kind=kind))
-        for (dev, src), (_other, dst) in zip(ends, ends[::-1], strict=True):
-            self._send(i, 'add_filter', dev, functools.partial(
-                tc.add_redirect_filter, index=src, target=dst, kind=kind))
-
-    def _op_unredirect(self, i: int, op: dict[str, Any]) -> None:
-        kind = op['qdisc']
-        for dev in (op['name'], op['peer']):
-            link = self._get(dev)
-            if link is None:
-                continue
-            if not link.owned:
-                raise exception.DeviceNotOwned(operation='unredirect',
-                                               device=dev)
-            index = self._index(dev)
-            self._send(i, 'del_qdisc', dev, functools.partial(
-                tc.del_qdisc, index=index, kind=kind), _NO_QDISC_OK)
-
     # -- deletion ------------------------------------------------------------
 
-    def _op_delete(self, i: int, op: dict[str, Any]) -> None:
-        targets, missing = [], []
-        for name in op['names']:
-            link = self._get(name)
-            if link is None:
-                if not op['missing_ok']:
-                    raise exception.DeviceNotFound(device=name)
-                missing.append(name)
-            elif not link.owned:
-                raise exception.DeviceNotOwned(operation='delete',
-                                               device=name)
-            else:
-                targets.append(name)
-        deleted = self._delete(i, targets, op['missing_ok'])
-        self.results[i].update(deleted=deleted, missing=missing)
+    def delete_links(self, i: int | None, names: list[str],
+                     missing_ok: bool) -> list[str]:
+        """Delete devices already checked (ours, present): one dellink, or
+        a transient group set on each and one group dellink.
 
-    def _delete(self, i: int | None, names: list[str], missing_ok: bool
-                ) -> list[str]:
-        """Delete devices already checked; returns the names handled."""
+        :param i: the operation (``None``: undo work).
+        :returns: the names handled.
+        """
         if not names:
             return []
-        links = [(name, self._index(name)) for name in names]
+        links = [(name, self.index_of(name)) for name in names]
         nodes = self._macvtap_nodes(links)
         gone_ok = _GONE_OK if missing_ok else frozenset()
         if len(links) == 1:
             name, index = links[0]
-            self._send(i, 'dellink', name, lambda seq: nlmsg.dellink(
+            self.send(i, 'dellink', name, lambda seq: nlmsg.dellink(
                 seq, index=index), gone_ok)
         else:
             group = self._transient_group()
             for name, index in links:
-                self._send(i, 'setlink', name, functools.partial(
+                self.send(i, 'setlink', name, functools.partial(
                     nlmsg.setlink, index=index, group=group), gone_ok)
             self._flush()
-            if self.stop and self._has_failed(i):
+            if self.stop and self.has_failed(i):
                 # NOTE(vpd): a barrier: nothing of it may stay applied.
                 self._restore_groups(links)
                 raise _Abort()
-            self._send(i, 'dellink', 'group %d' % group,
+            self.send(i, 'dellink', 'group %d' % group,
                        lambda seq: nlmsg.dellink(seq, group=group), gone_ok)
         self._flush()
         for name, _index in links:
             self.links[name] = None
         for index, rdev in nodes.values():
             tuntap.remove_macvtap_node(index, rdev)
-        # NOTE(vpd): a deleted veth takes its peer along; forget the other
-        # veths so they are looked up again if mentioned later.
-        for name, link in list(self.links.items()):
-            if link is not None and link.kind == 'veth':
+        # NOTE(vpd): a deleted veth takes its peer along, a deleted bridge
+        # frees its ports: forget the rest, it is looked up again when an
+        # operation mentions it.
+        gone = set(names)
+        for name in list(self.links):
+            if name not in gone:
                 del self.links[name]
         return names
 
-    def _has_failed(self, i: int | None) -> bool:
+    def has_failed(self, i: int | None) -> bool:
+        """Whether operation ``i`` has failed so far."""
         return i is not None and self.results[i]['status'] == ops_mod.ERROR
 
     def _restore_groups(self, links: list[tuple[str, int]]) -> None:
@@ -704,12 +490,24 @@ class Batch:
 
     def _macvtap_nodes(self, links: list[tuple[str, int]]
                        ) -> dict[str, tuple[int, int]]:
+        """The /dev nodes of the macvtaps among ``links``, read before
+        they go (their sysfs entry goes with them)."""
+        self._flush()
+        macvtaps: set[str] = set()
+        try:
+            # NOTE(vpd): one dump the kernel filters by kind instead of
+            # one sysfs probe per device.
+            self.sock.dump(functools.partial(nlmsg.dumplinks,
+                                             kind='macvtap'),
+                           lambda buf, start, end: macvtaps.add(
+                               nlmsg.link_name(buf, start, end) or ''))
+        except OSError:
+            macvtaps = {name for name, _index in links}
         nodes = {}
         for name, index in links:
-            link = self.links.get(name)
             if name in self.nodes:
                 nodes[name] = self.nodes[name]
-            elif link is not None and link.kind == 'macvtap':
+            elif name in macvtaps:
                 try:
                     nodes[name] = (index, tuntap.macvtap_dev_number(
                         name, index))
@@ -738,20 +536,40 @@ class Batch:
 
     def _remove_created(self, names: list[str]) -> None:
         """Delete devices this batch created (no ownership check: a
-        device whose alias could not be set is still ours)."""
+        device whose alias could not be set is still ours).
+
+        Failures are collected in :attr:`undo_errors`, naming what is left.
+        """
         if not names:
             return
+        stop, self.stop = self.stop, False
+        try:
+            present = self._refresh(names)
+            self.delete_links(None, present, True)
+            # NOTE(vpd): a device whose transient group could not be set
+            # is still there; delete what is left one by one.
+            for name in self._refresh(present):
+                index = self.index_of(name)
+                self.send(None, 'dellink', name, functools.partial(
+                    nlmsg.dellink, index=index), _GONE_OK)
+            self._flush()
+            left = self._refresh(present)
+        except Exception as exc:  # noqa: BLE001 - report, do not mask
+            self.undo_errors = ['%s: %r' % (', '.join(names), exc)]
+            return
+        finally:
+            self.stop = stop
+        # NOTE(vpd): intermediate failures do not matter if in the end
+        # nothing is left; what is left is what must be reported.
+        self.undo_errors = (['could not remove %s' % ', '.join(left)]
+                            if left else [])
+
+    def _refresh(self, names: list[str]) -> list[str]:
+        """Look names up afresh; returns those that exist."""
         for name in names:
             self.links.pop(name, None)
         self._lookup(names)
-        present = [n for n in names if self.links.get(n) is not None]
-        stop, self.stop = self.stop, False
-        try:
-            self._delete(None, present, True)
-        except Exception as exc:  # noqa: BLE001 - report, do not mask
-            self.undo_errors.append(repr(exc))
-        finally:
-            self.stop = stop
+        return [n for n in names if self.links.get(n) is not None]
 
     def _rollback(self) -> None:
         self._remove_created(list(dict.fromkeys(self.created)))
@@ -767,25 +585,27 @@ class Batch:
         for i, names in self.op_created.items():
             if self.results[i]['status'] != ops_mod.ERROR:
                 continue
-            self.undo_errors = []
             self._remove_created(names)
             if self.undo_errors:
                 self.results[i]['cleanup_error'] = '; '.join(
                     self.undo_errors)
 
 
-_BOND_OPTIONS = ('miimon', 'updelay', 'downdelay', 'use_carrier',
-                 'arp_interval', 'arp_targets', 'arp_validate')
+#: Operations changing an existing device named by their ``name``: undoable
+#: when the batch created it.
+_CHANGE_OPS = frozenset({'set_link', 'set_bridge', 'set_bond',
+                         'add_address', 'del_address'})
+_NAME_KEYS = ('name', 'peer', 'master', 'peer_master', 'lower', 'pf',
+              'primary')
+# NOTE(vpd): add/del_address carry a 'peer' that is an IP address, not a
+# device.
+_ADDRESS_NAME_KEYS = ('name',)
+_ADDRESS_OPS = frozenset({'add_address', 'del_address'})
 
 
 def _names(op: dict[str, Any]) -> list[str]:
     """Every device name an operation mentions."""
-    # NOTE(vpd): add/del_address carry a 'peer' that is an IP address,
-    # not a device.
-    keys: tuple[str, ...] = ('name', 'master', 'peer_master', 'lower',
-                             'pf', 'primary')
-    if op['op'] not in ('add_address', 'del_address'):
-        keys += ('peer',)
+    keys = _ADDRESS_NAME_KEYS if op['op'] in _ADDRESS_OPS else _NAME_KEYS
     names = [op[k] for k in keys if op.get(k)]
     return names + list(op.get('names') or ())
 

@@ -70,7 +70,7 @@ def get_link(name: str) -> dict[str, Any]:
     if err in netlink.NO_DEVICE:
         raise exception.DeviceNotFound(device=name)
     if err or payload is None:
-        raise batch.kernel_error('getlink', name, err, text)
+        raise netlink.kernel_error('getlink', name, err, text)
     return _describe(nlmsg.parse_link(payload, 0, len(payload)))
 
 
@@ -84,7 +84,7 @@ def list_links(master: str | None = None,
     :raises DeviceNotFound: ``master`` does not exist.
     """
     if kind is not None and (not isinstance(kind, str) or
-                             not _KIND_RE.match(kind)):
+                             not _KIND_RE.fullmatch(kind)):
         raise exception.InvalidField(field='kind', value=kind,
                                      reason='expected a link kind such as '
                                             'tun or bridge')
@@ -97,14 +97,14 @@ def list_links(master: str | None = None,
             if err in netlink.NO_DEVICE:
                 raise exception.DeviceNotFound(device=name)
             if err or payload is None:
-                raise batch.kernel_error('getlink', name, err, text)
+                raise netlink.kernel_error('getlink', name, err, text)
             master_index = nlmsg.parse_link(payload, 0, len(payload))['index']
         try:
             found = sock.dump(lambda seq: nlmsg.dumplinks(
                 seq, master=master_index, kind=kind))
         except OSError as exc:
-            raise batch.kernel_error('dump links', master or kind or 'all',
-                                     exc.errno or 0, exc.strerror)
+            raise netlink.kernel_error('dump links', master or kind or 'all',
+                                       exc.errno or 0, exc.strerror)
     return [_describe(nlmsg.parse_link(p, 0, len(p))) for p in found]
 
 
@@ -157,8 +157,8 @@ def _links(sock: netlink.RtnlSocket) -> list[dict[str, Any]]:
     try:
         found = sock.dump(nlmsg.dumplinks)
     except OSError as exc:
-        raise batch.kernel_error('dump links', 'all', exc.errno or 0,
-                                 exc.strerror)
+        raise netlink.kernel_error('dump links', 'all', exc.errno or 0,
+                                   exc.strerror)
     return [_describe(nlmsg.parse_link(p, 0, len(p))) for p in found]
 
 
@@ -173,8 +173,8 @@ def _addresses(sock: netlink.RtnlSocket, name: str | None,
     try:
         raw = sock.dump(addresses.dumpaddrs)
     except OSError as exc:
-        raise batch.kernel_error('dump addresses', name or 'all',
-                                 exc.errno or 0, exc.strerror)
+        raise netlink.kernel_error('dump addresses', name or 'all',
+                                   exc.errno or 0, exc.strerror)
     out = []
     for payload in raw:
         item = addresses.parse_addr(payload, 0, len(payload))
@@ -196,8 +196,8 @@ def _socket() -> netlink.RtnlSocket:
     try:
         return netlink.RtnlSocket()
     except OSError as exc:
-        raise batch.kernel_error('socket', 'netlink', exc.errno or 0,
-                                 exc.strerror)
+        raise netlink.kernel_error('socket', 'netlink', exc.errno or 0,
+                                   exc.strerror)
 
 
 def _describe(info: dict[str, Any]) -> dict[str, Any]:

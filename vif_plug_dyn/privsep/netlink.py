@@ -17,6 +17,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from vif_plug_dyn import exception
 from vif_plug_dyn.privsep import nlmsg
 
 NETLINK_ROUTE = 0
@@ -203,3 +204,12 @@ def reason(err: int, text: str | None) -> str:
 
 #: errno values that mean "no such device" in rtnetlink answers.
 NO_DEVICE = frozenset({errno_mod.ENODEV, errno_mod.ENOENT})
+
+
+def kernel_error(operation: str, device: str, err: int,
+                 text: str | None = None
+                 ) -> exception.NetlinkOperationFailed:
+    """The typed error for a kernel refusal."""
+    return exception.NetlinkOperationFailed(
+        operation=operation, device=device, errno=err,
+        reason=reason(err, text))

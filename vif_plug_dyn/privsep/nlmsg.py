@@ -261,6 +261,37 @@ def link_group(buf: Buffer, offset: int, end: int) -> int | None:
     return None
 
 
+def parse_owner(buf: Buffer, offset: int, end: int) -> dict[str, Any]:
+    """Read what a batch needs of an RTM_NEWLINK: index, alias, group.
+
+    NOTE(vpd): a batch deleting 1000 devices parses 1000 links; this
+    stops as soon as it has the alias and the group (about two thirds of
+    the way through a link message) instead of walking every attribute.
+    Correct in any attribute order: without an alias it walks them all.
+
+    :returns: a dict with ``index``, ``alias`` and ``group``.
+    """
+    _fam, _type, index, _flags, _change = _IFINFO.unpack_from(buf, offset)
+    alias = group = None
+    unpack_nla = _NLA.unpack_from
+    pos = offset + _IFINFO.size
+    while pos + 4 <= end:
+        length, atype = unpack_nla(buf, pos)
+        if length < 4:
+            break
+        atype &= NLA_TYPE_MASK
+        if atype == IFLA_IFALIAS:
+            alias = _cstr(buf, pos + 4, pos + length)
+            if group is not None:
+                break
+        elif atype == IFLA_GROUP:
+            group = _U32.unpack_from(buf, pos + 4)[0]
+            if alias is not None:
+                break
+        pos += (length + 3) & ~3
+    return {'index': index, 'alias': alias, 'group': group}
+
+
 _U32_ATTRS = {IFLA_MTU: 'mtu', IFLA_MASTER: 'master', IFLA_LINK: 'link',
               IFLA_GROUP: 'group'}
 _U16 = struct.Struct('=H')

@@ -72,7 +72,7 @@ def check_tag(value: Any, field: str = 'tag') -> str:
     :raises InvalidField: not a string or with other characters than
         letters, digits, ``_ . : @ -``.
     """
-    if not isinstance(value, str) or not _TAG_RE.match(value):
+    if not isinstance(value, str) or not _TAG_RE.fullmatch(value):
         raise _fail(field, value, '1-128 letters, digits, "_", ".", ":", '
                                   '"@" or "-", starting with a letter or '
                                   'digit')
@@ -165,6 +165,10 @@ def _vf_mac(value: Any, field: str) -> str:
     return validate.mac(value, field)
 
 
+def _ifindex(value: Any, field: str) -> int:
+    return _u32(value, field, 1, 2 ** 31 - 1)
+
+
 def _miimon(value: Any, field: str) -> int:
     return _u32(value, field, 0, 60000)
 
@@ -179,10 +183,6 @@ def _redirect_qdisc(value: Any, field: str) -> str:
 
 def _forward_delay(value: Any, field: str) -> int:
     return _u32(value, field, 0, MAX_FORWARD_DELAY)
-
-
-def _ifindex(value: Any, field: str) -> int:
-    return _u32(value, field, 1, 2 ** 31 - 1)
 
 
 def _arp_targets(value: Any, field: str) -> list[str]:
@@ -265,7 +265,7 @@ SCHEMAS: dict[str, dict[str, tuple[Validator, Any]]] = {
     'create_bridge': {**_DEVICE_FIELDS,
                       'stp': (_boolean, False),
                       'forward_delay': (_forward_delay, 0),
-                      'ifindex': (_ifindex, None)},
+                      'index': (_ifindex, None)},
     'create_tap': {**_DEVICE_FIELDS,
                    'master': (validate.ifname, None),
                    'owner': (_uid, None),
@@ -277,15 +277,16 @@ SCHEMAS: dict[str, dict[str, tuple[Validator, Any]]] = {
                     'master': (validate.ifname, None),
                     'peer_master': (validate.ifname, None)},
     'create_macvtap': {**_DEVICE_FIELDS, **_LOWER_FIELDS,
-                       'mode': (validate.macvtap_mode, 'bridge')},
+                       'mode': (validate.macvtap_mode, 'bridge'),
+                       'index': (_ifindex, None)},
     'create_macvlan': {**_DEVICE_FIELDS, **_LOWER_FIELDS,
                        'mode': (validate.macvtap_mode, 'bridge')},
     'create_vlan': {**_DEVICE_FIELDS, **_LOWER_FIELDS,
                     'vlan_id': (validate.vlan, _REQUIRED),
-                    'ifindex': (_ifindex, None)},
+                    'index': (_ifindex, None)},
     'create_bond': {**_DEVICE_FIELDS, **_BOND_OPTIONS,
                     'mode': (_bond_mode, 'active-backup'),
-                    'ifindex': (_ifindex, None)},
+                    'index': (_ifindex, None)},
     'set_link': {'name': (validate.ifname, _REQUIRED),
                  'up': (_boolean, None),
                  'mtu': (validate.mtu, None),
@@ -449,7 +450,7 @@ def create_bridge(name: str, *, mtu: int | None = None,
                   mac: str | None = None, up: bool = True,
                   tag: str | None = None, group: int | None = None,
                   stp: bool = False, forward_delay: int = 0,
-                  ifindex: int | None = None) -> dict[str, Any]:
+                  index: int | None = None) -> dict[str, Any]:
     """A Linux bridge, by default with forward delay 0 and STP off.
 
     :param name: the bridge's name.
@@ -460,12 +461,13 @@ def create_bridge(name: str, *, mtu: int | None = None,
     :param group: a link group to put it in.
     :param stp: run the kernel's spanning tree.
     :param forward_delay: in hundredths of a second (0-3000).
-    :param ifindex: ask for this interface index.
+    :param index: the ifindex to give it; the kernel picks one when
+        ``None``.
     :raises InvalidField: a bad value.
     """
     return _build('create_bridge', name=name, mtu=mtu, mac=mac, up=up,
                   tag=tag, group=group, stp=stp,
-                  forward_delay=forward_delay, ifindex=ifindex)
+                  forward_delay=forward_delay, index=index)
 
 
 def create_tap(name: str, *, mtu: int | None = None, mac: str | None = None,
@@ -514,14 +516,18 @@ def create_veth(name: str, peer: str, *, mtu: int | None = None,
 def create_macvtap(name: str, lower: str, *, mode: str = 'bridge',
                    mtu: int | None = None, mac: str | None = None,
                    up: bool = True, tag: str | None = None,
-                   group: int | None = None) -> dict[str, Any]:
+                   group: int | None = None,
+                   index: int | None = None) -> dict[str, Any]:
     """A macvtap on ``lower``; its ``/dev/tapN`` node is made if missing.
 
     :param mode: ``vepa``, ``bridge``, ``private`` or ``passthrough``.
+    :param index: the ifindex to give it (N in ``/dev/tapN``); the kernel
+        picks one when ``None``.
     :raises InvalidField: a bad value.
     """
     return _build('create_macvtap', name=name, lower=lower, mode=mode,
-                  mtu=mtu, mac=mac, up=up, tag=tag, group=group)
+                  mtu=mtu, mac=mac, up=up, tag=tag, group=group,
+                  index=index)
 
 
 def create_macvlan(name: str, lower: str, *, mode: str = 'bridge',
@@ -541,28 +547,30 @@ def create_vlan(name: str, lower: str, vlan_id: int, *,
                 mtu: int | None = None, mac: str | None = None,
                 up: bool = True, tag: str | None = None,
                 group: int | None = None,
-                ifindex: int | None = None) -> dict[str, Any]:
+                index: int | None = None) -> dict[str, Any]:
     """An 802.1Q VLAN device on ``lower``.
 
-    :param ifindex: ask for this interface index.
+    :param index: the ifindex to give it; the kernel picks one when
+        ``None``.
     :raises InvalidField: a bad value.
     """
     return _build('create_vlan', name=name, lower=lower, vlan_id=vlan_id,
                   mtu=mtu, mac=mac, up=up, tag=tag, group=group,
-                  ifindex=ifindex)
+                  index=index)
 
 
 def create_bond(name: str, *, mode: str = 'active-backup',
                 miimon: int | None = None, mtu: int | None = None,
                 mac: str | None = None, up: bool = True,
                 tag: str | None = None, group: int | None = None,
-                ifindex: int | None = None,
+                index: int | None = None,
                 **options: Any) -> dict[str, Any]:
     """A bonding device.
 
     :param mode: one of :data:`BOND_MODES`.
     :param miimon: link monitoring interval in milliseconds.
-    :param ifindex: ask for this interface index.
+    :param index: the ifindex to give it; the kernel picks one when
+        ``None``.
     :param options: ``updelay``, ``downdelay`` (milliseconds),
         ``use_carrier`` (bool), ``arp_interval`` (milliseconds),
         ``arp_targets`` (IPv4 addresses), ``arp_validate`` (one of
@@ -571,7 +579,7 @@ def create_bond(name: str, *, mode: str = 'active-backup',
     """
     return _build('create_bond', name=name, mode=mode, miimon=miimon,
                   mtu=mtu, mac=mac, up=up, tag=tag, group=group,
-                  ifindex=ifindex, **options)
+                  index=index, **options)
 
 
 def set_bridge(name: str, *, stp: bool | None = None,

@@ -46,15 +46,15 @@ def newlink(seq: int, name: str, kind: str, *, mtu: int | None = None,
             mac: str | None = None, lower: int | None = None,
             group: int | None = None,
             data: list[tuple[str, Any]] | None = None,
-            ifindex: int | None = None) -> bytes:
+            index: int = 0) -> bytes:
     """RTM_NEWLINK creating a link (NLM_F_CREATE | NLM_F_EXCL).
 
     :param name: the new link's name.
+    :param index: the ifindex it gets (0: the kernel picks; it refuses
+        one in use).
     :param kind: the rtnl link kind (``bridge``, ``macvtap``...).
     :param lower: the index of the device it sits on (IFLA_LINK).
     :param data: kind-specific IFLA_INFO_DATA attributes, pyroute2 style.
-    :param ifindex: ask for this interface index (the kernel refuses one
-        in use); ``None`` lets the kernel pick.
     :returns: the message.
     """
     attrs: list[tuple[str, Any]] = [('IFLA_IFNAME', name)]
@@ -70,9 +70,9 @@ def newlink(seq: int, name: str, kind: str, *, mtu: int | None = None,
     flags = (nlmsg.NLM_F_REQUEST | nlmsg.NLM_F_ACK | nlmsg.NLM_F_CREATE |
              nlmsg.NLM_F_EXCL)
     # NOTE(vpd): a create request with ifi_index set gets that index (a
-    # transaction's rollback recreates a device as it was, index
-    # included).
-    return _encode(seq, flags, ifindex or 0, attrs)
+    # macvtap's /dev/tapN; a host interface transaction's rollback
+    # recreates a device as it was, index included).
+    return _encode(seq, flags, index, attrs)
 
 
 def changelink(seq: int, index: int, kind: str,
@@ -110,7 +110,7 @@ def bridge_data(stp: bool | None, forward_delay: int | None
 def new_bridge(seq: int, name: str, *, mtu: int | None = None,
                mac: str | None = None, group: int | None = None,
                stp: bool = False, forward_delay: int = 0,
-               ifindex: int | None = None) -> bytes:
+               index: int = 0) -> bytes:
     """A bridge, by default with forward delay 0 and STP off.
 
     NOTE(vpd): a guest port must forward at once (no listening/learning
@@ -119,7 +119,7 @@ def new_bridge(seq: int, name: str, *, mtu: int | None = None,
     interface definition may ask for other values.
     """
     return newlink(seq, name, 'bridge', mtu=mtu, mac=mac, group=group,
-                   data=bridge_data(stp, forward_delay), ifindex=ifindex)
+                   data=bridge_data(stp, forward_delay), index=index)
 
 
 def set_bridge(seq: int, index: int, *, stp: bool | None = None,
@@ -148,22 +148,23 @@ def new_veth(seq: int, name: str, peer: str, *, mtu: int | None = None,
 
 def new_macvlan(seq: int, name: str, kind: str, lower: int, mode: str, *,
                 mtu: int | None = None, mac: str | None = None,
-                group: int | None = None) -> bytes:
+                group: int | None = None, index: int = 0) -> bytes:
     """A macvlan or macvtap (``kind``) on the device of index ``lower``."""
     if kind not in ('macvlan', 'macvtap'):
         raise ValueError('kind must be macvlan or macvtap')
     key = 'IFLA_MACVLAN_MODE' if kind == 'macvlan' else 'IFLA_MACVTAP_MODE'
     return newlink(seq, name, kind, mtu=mtu, mac=mac, lower=lower,
-                   group=group, data=[(key, MACVLAN_MODES[mode])])
+                   group=group, data=[(key, MACVLAN_MODES[mode])],
+                   index=index)
 
 
 def new_vlan(seq: int, name: str, lower: int, vlan_id: int, *,
              mtu: int | None = None, mac: str | None = None,
-             group: int | None = None, ifindex: int | None = None) -> bytes:
+             group: int | None = None, index: int = 0) -> bytes:
     """An 802.1Q VLAN device on the device of index ``lower``."""
     return newlink(seq, name, 'vlan', mtu=mtu, mac=mac, lower=lower,
                    group=group, data=[('IFLA_VLAN_ID', vlan_id)],
-                   ifindex=ifindex)
+                   index=index)
 
 
 #: ``arp_validate`` values (kernel BOND_ARP_VALIDATE_*).
@@ -209,7 +210,7 @@ def bond_data(*, mode: int | None = None, miimon: int | None = None,
 
 def new_bond(seq: int, name: str, mode: int, *, miimon: int | None = None,
              mtu: int | None = None, mac: str | None = None,
-             group: int | None = None, ifindex: int | None = None,
+             group: int | None = None, index: int = 0,
              **options: Any) -> bytes:
     """A bonding device in mode ``mode`` (a kernel BOND_MODE_* value).
 
@@ -218,7 +219,7 @@ def new_bond(seq: int, name: str, mode: int, *, miimon: int | None = None,
     """
     return newlink(seq, name, 'bond', mtu=mtu, mac=mac, group=group,
                    data=bond_data(mode=mode, miimon=miimon, **options),
-                   ifindex=ifindex)
+                   index=index)
 
 
 def set_bond(seq: int, index: int, **options: Any) -> bytes:

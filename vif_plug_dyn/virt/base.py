@@ -163,6 +163,34 @@ class HypervisorAdapter(abc.ABC):
             sources; reconnect those with detach + attach).
         """
 
+    def reattach(self, domain: str, endpoint: endpoints.Endpoint) -> None:
+        """Replace a NIC's host side by detaching it and attaching it again
+        with the same MAC, guest address, alias and model.
+
+        Guest-visible (the guest sees its NIC unplugged and plugged): the
+        way to move endpoints whose host side a running guest cannot
+        change, such as a genuine macvtap.
+
+        :raises InterfaceNotFound: no NIC has ``endpoint.mac``.
+        :raises OperationNotSupported: this adapter cannot do it.
+        """
+        raise exception.OperationNotSupported(
+            operation='reattach', by=type(self).__name__,
+            reason='not implemented by this adapter')
+
+    def interface_macs(self, domain_xml: str) -> list[str]:
+        """Return the MAC of every NIC of a guest definition, in order.
+
+        :raises OperationNotSupported: the adapter cannot read its
+            hypervisor's definitions (the default).
+        """
+        raise exception.OperationNotSupported(
+            operation='listing the NICs of a definition', by=self.NAME or
+            type(self).__name__, reason='not implemented by this adapter')
+
+    def close(self) -> None:  # noqa: B027 - optional, a no-op by default
+        """Release what the adapter holds (a hypervisor connection)."""
+
     @abc.abstractmethod
     def migration_xml(self, domain_xml: str,
                       dest_endpoints: dict[str, endpoints.Endpoint]) -> str:

@@ -40,9 +40,30 @@ def conf(tmp_path):
     return conf
 
 
+class FakeHost:
+    """Stands in for the privileged helper in unit tests: a host with no
+    devices, recording what it is asked."""
+
+    def __init__(self):
+        self.batches = []
+
+    def list_links(self, master=None, kind=None):
+        return []
+
+    def exists(self, name):
+        return False
+
+    def run(self, batch):
+        self.batches.append(batch)
+        return [{'status': 'ok'} for _ in batch]
+
+    def delete(self, names, missing_ok=True):
+        self.batches.append([{'op': 'delete', 'names': list(names)}])
+
+
 @pytest.fixture
 def manager(conf):
-    mgr = manager_mod.EndpointManager(conf)
+    mgr = manager_mod.EndpointManager(conf, host=FakeHost())
     yield mgr
     mgr.close()
 

@@ -151,7 +151,7 @@ def test_host_capabilities(manager):
 def test_state_survives_a_new_manager(conf, manager):
     port = make_port()
     endpoint = manager.request_endpoint(port, connected=False)
-    other = manager_mod.EndpointManager(conf)
+    other = manager_mod.EndpointManager(conf, host=manager.context.host)
     assert other.get_endpoint(port.port_id) == endpoint
     assert other.request_endpoint(port) == endpoint
     other.close()
@@ -164,7 +164,8 @@ def test_reconcile_forgets_half_built(conf, manager):
     manager.ledger.allocate('red', port.port_id, [('eth1', 1)])
     with pytest.raises(exception.PortConflict, match='reconcile'):
         manager.request_endpoint(port)
-    assert manager.reconcile() == {'forgotten': [port.port_id]}
+    assert manager.reconcile() == {'forgotten': [port.port_id],
+                                   'restored': [], 'removed': []}
     assert manager.ledger.allocations() == {}
     assert manager.request_endpoint(port).type == 'bridge'
 

@@ -13,6 +13,8 @@ from vif_plug_dyn.privsep import addresses
 from vif_plug_dyn.privsep import batch
 from vif_plug_dyn.privsep import nlmsg
 from vif_plug_dyn.privsep import ops
+from vif_plug_dyn.privsep import tuntap
+from vif_plug_dyn.tests.unit import fake_rtnl
 
 _HDR = struct.Struct('=IHHII')
 
@@ -171,3 +173,89 @@ def test_set_bridge_on_our_bridge():
     data = sent[0].get_attr('IFLA_LINKINFO').get_attr('IFLA_INFO_DATA')
     assert dict(data['attrs']) == {'IFLA_BR_FORWARD_DELAY': 200,
                                    'IFLA_BR_STP_STATE': 1}
+
+
+# --- the same rules on the fake kernel (handlers + engine as merged) --------
+
+@pytest.fixture
+def kernel(monkeypatch):
+    fake = fake_rtnl.FakeKernel()
+
+    def create_tap(name, multi_queue=False, owner=None, owner_group=None):
+        fake.add(name, kind='tun')
+
+    monkeypatch.setattr(tuntap, 'create_tap', create_tap)
+    fake.add('eth0', alias='uplink')
+    fake.add('eth1', alias='vif_plug_dyn.adopted:hostif.br1')
+    fake.add('br1', kind='bridge', alias='vif_plug_dyn.adopted:hostif.br1')
+    return fake
+
+
+def _run(kernel, batch_ops, stop=True):
+    return batch.Batch(kernel, stop).run(ops.validate_batch(batch_ops))
+
+
+def test_kind_is_read_when_the_owner_lookup_left_it_out(kernel):
+    # The bridge made here is looked up again (for its index) when the
+    # tap joins it; set_bridge must still see a bridge.
+    results = _run(kernel, [
+        ops.create_bridge('br9', tag='hostif.br9'),
+        ops.create_tap('t9', master='br9', tag='p9'),
+        ops.set_bridge('br9', stp=True, forward_delay=300)])
+    assert [r['status'] for r in results] == ['ok'] * 3
+    change = kernel.sent('newlink')[-1]
+    assert change['index'] == kernel.links['br9'].index
+    info = change.get_attr('IFLA_LINKINFO')
+    assert info.get_attr('IFLA_INFO_KIND') == 'bridge'
+    assert dict(info.get_attr('IFLA_INFO_DATA')['attrs']) == {
+        'IFLA_BR_FORWARD_DELAY': 300, 'IFLA_BR_STP_STATE': 1}
+
+
+def test_adopted_devices_in_a_dumped_batch(kernel):
+    # Over DUMP_THRESHOLD names: ownership comes from one dump.
+    taps = [ops.create_tap('t%d' % n, tag='p') for n in range(40)]
+    results = _run(kernel, taps + [
+        ops.set_link('eth1', master='br1', mtu=9000),
+        ops.set_bridge('br1', forward_delay=0),
+        ops.set_link('eth0', mtu=9000)], stop=False)
+    assert [r['status'] for r in results[:-1]] == ['ok'] * 42
+    assert error_type(results[-1]) == 'DeviceNotOwned'
+    assert kernel.links['eth1'].master == kernel.links['br1'].index
+    assert kernel.links['eth1'].mtu == 9000
+    assert kernel.links['eth0'].mtu == 1500
+    assert kernel.dumps, 'the batch was expected to dump'
+
+
+def test_adopted_devices_are_never_deleted_even_in_a_group(kernel):
+    kernel.add('t1', kind='tun', alias='vif_plug_dyn:p')
+    results = _run(kernel, [ops.delete(['t1', 'br1'])])
+    assert error_type(results[0]) == 'DeviceNotOwned'
+    assert {'t1', 'br1'} <= set(kernel.links)
+    assert kernel.sent('dellink') == []
+
+
+def test_adopt_then_configure_in_one_batch(kernel):
+    results = _run(kernel, [ops.adopt('eth0', 'hostif.eth0'),
+                            ops.set_link('eth0', mtu=9000, up=True)])
+    assert [r['status'] for r in results] == ['ok', 'ok']
+    assert results[0]['previous_alias'] == 'uplink'
+    assert kernel.links['eth0'].alias == 'vif_plug_dyn.adopted:hostif.eth0'
+    assert kernel.links['eth0'].mtu == 9000
+
+
+def test_a_failed_adoption_configures_nothing(kernel):
+    kernel.fail[('setlink', 'eth0')] = errno.EPERM
+    results = _run(kernel, [ops.adopt('eth0', 'hostif.eth0'),
+                            ops.set_link('eth0', mtu=9000)], stop=False)
+    assert error_type(results[0]) == 'NetlinkOperationFailed'
+    assert error_type(results[1]) == 'DeviceNotOwned'
+    assert kernel.links['eth0'].alias == 'uplink'
+
+
+def test_release_then_nothing_more(kernel):
+    results = _run(kernel, [ops.release('eth1', 'uplink-1'),
+                            ops.set_link('eth1', mtu=1400)], stop=False)
+    assert results[0]['status'] == 'ok'
+    assert error_type(results[1]) == 'DeviceNotOwned'
+    assert kernel.links['eth1'].alias == 'uplink-1'
+    assert kernel.links['eth1'].mtu == 1500

@@ -185,10 +185,10 @@ class TestAddressMessages:
 class TestLinkSettings:
     def test_create_bridge_with_stp_and_delay(self):
         op = ops.create_bridge('br0', stp=True, forward_delay=1500,
-                               ifindex=40)
+                               index=40)
         msg = _info(rtnl.new_bridge(1, 'br0', stp=op['stp'],
                                     forward_delay=op['forward_delay'],
-                                    ifindex=op['ifindex']))
+                                    index=op['index']))
         assert msg['index'] == 40
         kind, data = _linkinfo(msg)
         assert kind == 'bridge'
@@ -211,11 +211,11 @@ class TestLinkSettings:
     def test_create_bond_with_every_option(self):
         op = ops.create_bond('bond0', mode='active-backup', miimon=100,
                              updelay=200, downdelay=300, use_carrier=False,
-                             ifindex=9)
+                             index=9)
         msg = _info(rtnl.new_bond(
             1, 'bond0', ops.BOND_MODES[op['mode']], miimon=op['miimon'],
             updelay=op['updelay'], downdelay=op['downdelay'],
-            use_carrier=op['use_carrier'], ifindex=9))
+            use_carrier=op['use_carrier'], index=9))
         assert msg['index'] == 9
         assert _linkinfo(msg) == ('bond', {
             'IFLA_BOND_MODE': 1, 'IFLA_BOND_MIIMON': 100,
@@ -251,11 +251,11 @@ class TestLinkSettings:
             ops.set_bond('bond0')
 
     def test_create_vlan_ifindex(self):
-        op = ops.create_vlan('eth0.5', 'eth0', 5, ifindex=33)
-        msg = _info(rtnl.new_vlan(1, 'eth0.5', 2, 5, ifindex=op['ifindex']))
+        op = ops.create_vlan('eth0.5', 'eth0', 5, index=33)
+        msg = _info(rtnl.new_vlan(1, 'eth0.5', 2, 5, index=op['index']))
         assert msg['index'] == 33 and msg.get_attr('IFLA_LINK') == 2
         with pytest.raises(exception.InvalidField):
-            ops.create_vlan('eth0.5', 'eth0', 5, ifindex=0)
+            ops.create_vlan('eth0.5', 'eth0', 5, index=0)
 
 
 def _newlink(attrs):

@@ -26,7 +26,11 @@ How the daemon is kept private (libvirt 9.0 as root always runs in
   HOLDER --mount --net``, so their PIDs are known and every tap/macvtap
   they create lands in the test namespace;
 * clients connect from outside through the socket's path in the private
-  run directory: ``qemu+unix:///system?socket=<dir>/run/libvirt/libvirt-sock``.
+  run directory: ``qemu+unix:///system?socket=<dir>/run/libvirt/libvirt-sock``;
+* with ``listen_tcp=ADDRESS`` (an address of the test namespace) libvirtd
+  also listens on TCP there, unauthenticated, with a host UUID of its own
+  (``tcp_uri``): two such daemons in two namespaces joined by a veth can
+  migrate a guest peer to peer (``test_libvirt_migration.py``).
 
 qemu.conf sets ``user = "root"`` / ``group = "root"`` (with the default
 ``libvirt-qemu`` user every define took ~52 s on a host whose /dev/kvm is
@@ -50,6 +54,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 import xml.etree.ElementTree as ET
 
 from vif_plug_dyn.tests.functional.harness import netns as netns_mod
@@ -80,6 +85,14 @@ unix_sock_rw_perms = "0700"
 auth_unix_ro = "none"
 auth_unix_rw = "none"
 log_outputs = "{level}:file:/var/log/libvirt/libvirtd.log"
+"""
+
+LIBVIRTD_TCP_CONF = """\
+listen_tls = 0
+listen_tcp = 1
+listen_addr = "{addr}"
+auth_tcp = "none"
+host_uuid = "{host_uuid}"
 """
 
 VIRTLOGD_CONF = """\
@@ -222,8 +235,15 @@ class Libvirtd:
     """
 
     def __init__(self, netns, debug=False, start_timeout=30,
-                 caps_cache=None, spread_ifindex=True):
+                 caps_cache=None, spread_ifindex=True, listen_tcp=None):
         self.netns = netns
+        # An address of netns to listen on with TCP (no auth, no TLS), for
+        # peer-to-peer migration between two private daemons; each gets a
+        # host UUID of its own (libvirt refuses to migrate to "the same
+        # host", which it judges by that UUID).
+        self.listen_tcp = listen_tcp
+        self.tcp_uri = (f"qemu+tcp://{listen_tcp}/system"
+                        if listen_tcp else None)
         self.spread_ifindex = spread_ifindex
         if caps_cache is None:
             caps_cache = os.environ.get("VPD_LIBVIRT_CAPS_CACHE",
@@ -311,6 +331,9 @@ class Libvirtd:
             f.write(QEMU_CONF)
         with open(os.path.join(etc, "libvirtd.conf"), "w") as f:
             f.write(LIBVIRTD_CONF.format(level=1 if self.debug else 3))
+            if self.listen_tcp:
+                f.write(LIBVIRTD_TCP_CONF.format(
+                    addr=self.listen_tcp, host_uuid=uuid.uuid4()))
         with open(os.path.join(etc, "virtlogd.conf"), "w") as f:
             f.write(VIRTLOGD_CONF)
 
@@ -363,7 +386,9 @@ class Libvirtd:
                    if not k.startswith(("LIBVIRT_", "VIR_"))}
             self._daemons[name] = subprocess.Popen(
                 ["nsenter", f"--target={self._holder.pid}", "--mount",
-                 "--net", "--", _tool(name)],
+                 "--net", "--", _tool(name)]
+                + (["--listen"] if name == "libvirtd" and self.listen_tcp
+                   else []),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
         finally:
             out.close()
@@ -491,8 +516,9 @@ class Guest:
 
     def __init__(self, daemon, interfaces=(), name=None, memory_mib=128,
                  vcpus=1, kernel=None, initrd=None, cmdline=GUEST_CMDLINE,
-                 extra_devices=()):
+                 extra_devices=(), uuid=None):
         self.daemon = daemon
+        self.uuid = uuid
         self.name = name or f"vpdt-{secrets.token_hex(3)}"
         if kernel is None or initrd is None:
             kernel, initrd = guest_images()
@@ -539,6 +565,8 @@ class Guest:
     def domain_xml(self):
         dom = ET.Element("domain", type="qemu")
         ET.SubElement(dom, "name").text = self.name
+        if self.uuid:
+            ET.SubElement(dom, "uuid").text = self.uuid
         ET.SubElement(dom, "memory", unit="MiB").text = str(self.memory_mib)
         ET.SubElement(dom, "vcpu").text = str(self.vcpus)
         os_el = ET.SubElement(dom, "os")

@@ -93,7 +93,7 @@ class FakeHost:
                 operation=op['op'], device=op['name'], errno=17,
                 reason='File exists')
         used = {item['index'] for item in self.links.values()}
-        index = op.get('ifindex') or max(used | {1}) + 1
+        index = op.get('index') or max(used | {1}) + 1
         self.links[op['name']] = link(
             op['name'], index, kind, mtu=op['mtu'] or 1500, mac=op['mac'],
             up=op['up'], alias=ops.alias_for(op['tag']), data=data,

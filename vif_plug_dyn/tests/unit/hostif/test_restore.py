@@ -81,7 +81,7 @@ def test_undo_a_stop_recreates_the_bridge():
     assert structure.ops == [
         ops.create_bridge('br0', mtu=9000, mac='02:00:00:00:00:20',
                           up=False, tag='hostif.br0', group=7, stp=True,
-                          forward_delay=400, ifindex=20),
+                          forward_delay=400, index=20),
         ops.set_link('v0', master='br0'),
         ops.set_link('v2', master='br0')]
     # v5 is the operator's: its membership cannot be restored.
@@ -118,7 +118,7 @@ def test_a_recreated_device_gets_another_index_if_its_own_is_taken():
                 link('v2', 4, 'veth', alias=ADOPTED % 'br0'),
                 link('tap9', 20, 'tun', alias='vif_plug_dyn:port-9'))
     create = restore.plan_structure(before, now).ops[0]
-    assert create['op'] == 'create_bridge' and create['ifindex'] is None
+    assert create['op'] == 'create_bridge' and create['index'] is None
 
 
 def test_changed_settings_are_put_back():

@@ -57,15 +57,42 @@ def test_interface_config_unknown_option():
     assert 'alias' in str(info.value)
 
 
-@pytest.mark.parametrize('call', [
-    lambda a: a.attach('d', ENDPOINT),
-    lambda a: a.detach('d', ENDPOINT.mac),
-    lambda a: a.set_link_state('d', ENDPOINT.mac, True),
-    lambda a: a.update_source('d', ENDPOINT),
-])
-def test_live_operations_are_not_there_yet(call):
-    with pytest.raises(exception.OperationNotSupported):
-        call(adapter.LibvirtAdapter())
+def test_xml_side_needs_no_connection():
+    adapter_ = adapter.LibvirtAdapter()
+    adapter_.interface_config(ENDPOINT)
+    assert adapter_._host is None
+    adapter_.close()
+
+
+def test_other_adapters_cannot_list_macs_by_default():
+    class Minimal(base.HypervisorAdapter):
+        NAME = 'minimal'
+
+        def accepted_types(self):
+            return ()
+
+        def interface_config(self, endpoint, **nic_options):
+            return ''
+
+        def attach(self, domain, endpoint, **kw):
+            pass
+
+        def detach(self, domain, mac, **kw):
+            pass
+
+        def set_link_state(self, domain, mac, up):
+            pass
+
+        def update_source(self, domain, endpoint):
+            pass
+
+        def migration_xml(self, domain_xml, dest_endpoints):
+            return domain_xml
+
+    with pytest.raises(exception.OperationNotSupported) as info:
+        Minimal().interface_macs('<domain/>')
+    assert 'minimal' in str(info.value)
+    Minimal().close()
 
 
 def test_another_hypervisor_needs_only_an_adapter():

@@ -1,0 +1,7 @@
+"""``python -m vif_plug_dyn.demo``."""
+
+import sys
+
+from vif_plug_dyn.demo import story
+
+sys.exit(story.main())

@@ -1,0 +1,93 @@
+"""Shared pieces of the functional tests: a private host with its own
+privileged helper daemon, and managers on it."""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from oslo_config import cfg
+
+from vif_plug_dyn import manager as manager_mod
+from vif_plug_dyn import opts
+from vif_plug_dyn import privsep
+from vif_plug_dyn.tests.functional.harness.netns import NetNamespace
+
+
+def require_root():
+    if os.geteuid() != 0:
+        pytest.skip('needs root: creates network namespaces')
+
+
+@contextlib.contextmanager
+def private_host(prefix):
+    """A namespace with the privileged helper daemon started inside it.
+
+    The daemon is one per process: the context stops it on exit so the
+    namespace (and every device in it) can go.
+    """
+    require_root()
+    with NetNamespace(prefix) as ns:
+        privsep.start(netns=ns.name)
+        try:
+            yield ns
+        finally:
+            privsep.stop()
+            privsep.set_netns(None)
+
+
+def make_conf(tmp_path, netns, networks, **overrides):
+    """A configuration with ``networks`` ({name: xml}) defined."""
+    conf = cfg.ConfigOpts()
+    opts.register_opts(conf)
+    conf([], default_config_files=[])
+    net_dir = tmp_path / 'networks'
+    net_dir.mkdir(exist_ok=True)
+    for name, xml in networks.items():
+        (net_dir / (name + '.xml')).write_text(xml)
+    conf.set_override('state_path', str(tmp_path / 'state'), opts.GROUP)
+    conf.set_override('network_dir', str(net_dir), opts.GROUP)
+    conf.set_override('netns', netns, opts.GROUP)
+    for key, value in overrides.items():
+        conf.set_override(key, value, opts.GROUP)
+    return conf
+
+
+def make_manager(tmp_path, netns, networks, **overrides):
+    return manager_mod.EndpointManager(
+        make_conf(tmp_path, netns, networks, **overrides))
+
+
+def links(ns):
+    """``{name: link}`` of the namespace, from ``ip -d -j link``."""
+    out = ns.check_output(['ip', '-d', '-j', 'link', 'show'])
+    return {link['ifname']: link for link in json.loads(out)}
+
+
+def master_of(ns, name):
+    return links(ns)[name].get('master')
+
+
+@contextlib.contextmanager
+def tap_guest(ns, tap, mac, ip):
+    """A stand-in guest answering ARP and ping on ``tap``."""
+    proc = ns.popen([sys.executable, '-m',
+                     'vif_plug_dyn.demo.tapguest',
+                     '--tap', tap, '--mac', mac, '--ip', ip],
+                    stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == 'READY'
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+def ping(ns, address, count=2):
+    """Whether ``address`` answers a ping from ``ns``."""
+    result = ns.run(['ping', '-n', '-q', '-c', str(count), '-i', '0.2',
+                     '-W', '1', address], check=False)
+    return result.returncode == 0

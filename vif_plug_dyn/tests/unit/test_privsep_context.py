@@ -1,0 +1,145 @@
+"""The privsep context, its helper command and the error channel."""
+
+import msgpack
+import pytest
+from oslo_config import cfg
+from oslo_privsep import capabilities as caps
+from oslo_privsep import priv_context
+from oslo_utils import importutils
+
+from vif_plug_dyn import exception
+from vif_plug_dyn import opts
+from vif_plug_dyn import privsep
+from vif_plug_dyn.privsep import linux_net
+
+
+@pytest.fixture
+def helper_command():
+    cfg.CONF.set_override('helper_command', '/venv/bin/privsep-helper',
+                          group=opts.PRIVSEP_GROUP)
+    yield
+    cfg.CONF.clear_override('helper_command', group=opts.PRIVSEP_GROUP)
+    privsep.set_netns(None)
+
+
+def _over_the_wire(exc):
+    """What oslo.privsep does with an exception raised in the daemon:
+    send (class path, args) through msgpack, then ``cls(*args)``."""
+    cls = type(exc)
+    wire = msgpack.packb(('%s.%s' % (cls.__module__, cls.__name__),
+                          exc.args), use_bin_type=True)
+    name, args = msgpack.unpackb(wire, raw=False, use_list=False)
+    return importutils.import_class(name)(*args)
+
+
+class TestErrorsCrossTheChannel:
+    @pytest.mark.parametrize('exc', [
+        exception.NetlinkOperationFailed(operation='setlink', device='tap0',
+                                         errno=22, reason='Invalid'),
+        exception.DeviceNotOwned(operation='delete', device='lo'),
+        exception.DeviceNotFound(device='tap9'),
+        exception.InvalidField(field='ops[0].name', value='a/b',
+                               reason='bad'),
+        exception.PrivilegedHelperFailed(operation='apply', reason='x'),
+    ])
+    def test_round_trip(self, exc):
+        back = _over_the_wire(exc)
+        assert type(back) is type(exc)
+        assert back.kwargs == exc.kwargs
+        assert str(back) == str(exc)
+        assert back.args == exc.args
+
+    def test_errno_survives(self):
+        back = _over_the_wire(exception.NetlinkOperationFailed(
+            operation='newlink', device='vl0', errno=95, reason='nope'))
+        assert back.errno == 95
+        assert isinstance(back, OSError)
+        assert back.strerror == 'nope'
+
+    def test_oserror_subclasses_keep_a_sane_errno(self):
+        exc = exception.DeviceNotOwned(operation='delete', device='lo')
+        assert exc.errno is None
+        assert isinstance(exc, PermissionError)
+
+    def test_unserialisable_values_become_repr(self):
+        exc = exception.InvalidField(field='f', value=object(), reason='r')
+        back = _over_the_wire(exc)
+        assert back.kwargs['value'].startswith('<object object')
+        # the original keeps the real object
+        assert not isinstance(exc.kwargs['value'], str)
+
+    def test_explicit_message_kept(self):
+        exc = exception.VifPlugDynException('custom text')
+        back = _over_the_wire(exc)
+        assert str(back) == 'custom text'
+
+
+class TestContext:
+    def test_capabilities(self):
+        assert sorted(cfg.CONF[opts.PRIVSEP_GROUP].capabilities) == sorted(
+            [caps.CAP_NET_ADMIN, caps.CAP_MKNOD])
+
+    def test_entrypoints_registered(self):
+        ctx = privsep.vif_plug_dyn_pctxt
+        for func in (linux_net.apply, linux_net.apply_one,
+                     linux_net.get_link, linux_net.list_links,
+                     linux_net.daemon_info):
+            assert ctx.is_entrypoint(func)
+
+    def test_pypath_resolves_to_the_context(self):
+        assert importutils.import_class(
+            privsep.vif_plug_dyn_pctxt.pypath) is privsep.vif_plug_dyn_pctxt
+
+    def test_helper_command_plain(self, helper_command):
+        cmd = privsep.vif_plug_dyn_pctxt.helper_command('/tmp/s.sock')
+        assert cmd == ['/venv/bin/privsep-helper', '--privsep_context',
+                       'vif_plug_dyn.privsep.vif_plug_dyn_pctxt',
+                       '--privsep_sock_path', '/tmp/s.sock']
+
+    def test_helper_command_in_netns(self, helper_command):
+        privsep.set_netns('vpdt-1')
+        cmd = privsep.vif_plug_dyn_pctxt.helper_command('/tmp/s.sock')
+        assert cmd[:5] == ['ip', 'netns', 'exec', 'vpdt-1',
+                           '/venv/bin/privsep-helper']
+
+    def test_netns_goes_after_a_root_helper(self):
+        cmd = privsep.netns_command(
+            ['sudo', 'nova-rootwrap', '/etc/r.conf', 'privsep-helper',
+             '--x'], 'ns1')
+        assert cmd == ['sudo', 'nova-rootwrap', '/etc/r.conf', 'ip', 'netns',
+                       'exec', 'ns1', 'privsep-helper', '--x']
+        assert privsep.netns_command(['my-helper', '--y'], 'ns1') == [
+            'ip', 'netns', 'exec', 'ns1', 'my-helper', '--y']
+
+    @pytest.mark.parametrize('bad', ['../x', 'a b', '', 'n/s', 'x\n'])
+    def test_bad_netns_refused(self, bad):
+        with pytest.raises(exception.InvalidField):
+            privsep.set_netns(bad)
+        with pytest.raises(exception.InvalidField):
+            privsep.netns_command(['privsep-helper'], bad)
+
+    def test_fork_refused_in_a_netns(self, helper_command):
+        privsep.set_netns('vpdt-2')
+        with pytest.raises(exception.InvalidField):
+            privsep.start(method=priv_context.Method.FORK)
+        assert privsep.vif_plug_dyn_pctxt.channel is None
+
+    def test_start_failure_is_typed(self, helper_command, monkeypatch):
+        def boom(method):
+            raise RuntimeError('helper exited non-zero')
+        monkeypatch.setattr(privsep.vif_plug_dyn_pctxt, 'start', boom)
+        with pytest.raises(exception.PrivilegedHelperFailed) as excinfo:
+            privsep.start()
+        assert 'non-zero' in str(excinfo.value)
+
+    def test_stop_without_daemon(self):
+        assert not privsep.running()
+        privsep.stop()
+
+
+def test_functional_tests_skip_when_not_root(monkeypatch):
+    from vif_plug_dyn.tests.functional import conftest
+    monkeypatch.setattr(conftest.os, 'geteuid', lambda: 1000)
+    with pytest.raises(pytest.skip.Exception) as excinfo:
+        conftest.require_root()
+    assert 'needs root' in str(excinfo.value)
