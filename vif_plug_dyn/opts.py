@@ -8,7 +8,8 @@ Options are registered on the :class:`oslo_config.cfg.ConfigOpts` given to
 import copy
 
 from oslo_config import cfg
-from oslo_privsep import priv_context
+
+from vif_plug_dyn._oslo_privsep import priv_context
 
 GROUP = 'vif_plug_dyn'
 PRIVSEP_GROUP = 'vif_plug_dyn_privileged'

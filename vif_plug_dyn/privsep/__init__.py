@@ -22,12 +22,12 @@ import sys
 import time
 
 from oslo_config import cfg
-from oslo_privsep import capabilities as caps
-from oslo_privsep import priv_context
 
 from vif_plug_dyn import exception
 from vif_plug_dyn import opts
 from vif_plug_dyn import validate
+from vif_plug_dyn._oslo_privsep import capabilities as caps
+from vif_plug_dyn._oslo_privsep import priv_context
 
 #: Executable run with ``netns exec`` to start the daemon in a namespace.
 IP_COMMAND = 'ip'
