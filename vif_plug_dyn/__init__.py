@@ -11,23 +11,23 @@ The public API. Call :func:`initialize` once with a configuration, then::
     vif_plug_dyn.disconnect(port.port_id)          # pull it out
     vif_plug_dyn.release_endpoint(port.port_id)    # remove the endpoint
 
+Host interfaces (the NICs, bridges, bonds and VLANs networks are built
+on) have an API of their own, :func:`host_interfaces`::
+
+    ifaces = vif_plug_dyn.host_interfaces()
+    ifaces.define(xml)
+    ifaces.change_begin()
+    ifaces.start('br0')
+    ifaces.change_commit()
+
 Every function raises only :class:`vif_plug_dyn.exception.
 VifPlugDynException` subclasses for errors it anticipates.
 """
 
 import threading
-import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
-
-with warnings.catch_warnings():
-    # NOTE(vpd): oslo.privsep imports eventlet when it is installed (os-vif
-    # brings it in), and eventlet warns about itself at import time; that
-    # is not our users' concern and would end up on every command's
-    # standard error. Only that warning, only during this import.
-    warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
-    from oslo_privsep import priv_context  # noqa: F401
 
 from vif_plug_dyn import endpoints
 from vif_plug_dyn import manager as manager_mod
@@ -36,10 +36,13 @@ from vif_plug_dyn import ports
 from vif_plug_dyn import virt
 from vif_plug_dyn.virt import base as virt_base
 
+if TYPE_CHECKING:
+    from vif_plug_dyn.hostif.api import HostInterfaceAPI
+
 __all__ = ['initialize', 'request_endpoint', 'request_endpoints',
            'release_endpoint', 'release_endpoints', 'connect', 'disconnect',
            'plug', 'unplug', 'host_capabilities', 'reconcile', 'get_manager',
-           'load_hypervisor_adapter']
+           'load_hypervisor_adapter', 'host_interfaces']
 
 _MANAGER: manager_mod.EndpointManager | None = None
 _LOCK = threading.Lock()
@@ -164,3 +167,21 @@ def load_hypervisor_adapter(conf: cfg.ConfigOpts | None = None
     if conf is None:
         conf = _MANAGER.conf if _MANAGER is not None else cfg.CONF
     return virt.load_configured_adapter(conf)
+
+
+def host_interfaces(conf: cfg.ConfigOpts | None = None
+                    ) -> 'HostInterfaceAPI':
+    """Return the host interface API (define, start, stop, list, dump,
+    transactions) for a configuration.
+
+    :param conf: the configuration; the one given to :func:`initialize`
+        (or ``oslo_config.cfg.CONF``) if omitted.
+    :returns: a :class:`vif_plug_dyn.hostif.api.HostInterfaceAPI`.
+    :raises InvalidHostInterface: a definition file is invalid.
+    """
+    # NOTE(vpd): imported here so that loading the endpoint API does not
+    # load the host interface modules.
+    from vif_plug_dyn.hostif import api
+    if conf is None:
+        conf = _MANAGER.conf if _MANAGER is not None else cfg.CONF
+    return api.HostInterfaceAPI(conf)

@@ -200,12 +200,18 @@ class DeviceNotFound(VifPlugDynException, LookupError):
     msg_fmt = 'Network device %(device)s does not exist'
 
 
+class DeviceAlreadyOwned(VifPlugDynException):
+    """A device the library created was asked to be adopted."""
+
+    msg_fmt = ('Refusing to adopt device %(device)s: it was created by '
+               'vif_plug_dyn (alias %(alias)s)')
+
+
 class NetlinkOperationFailed(VifPlugDynException, OSError):
     """The kernel refused a netlink request."""
 
     msg_fmt = ('Kernel refused %(operation)s on %(device)s: %(reason)s '
                '(errno %(errno)s)')
-
 
 
 class PrivilegedHelperFailed(VifPlugDynException):
@@ -362,6 +368,26 @@ class HostInterfaceCycle(VifPlugDynException, ValueError):
     """Host interfaces depend on each other in a loop."""
 
     msg_fmt = 'Host interfaces depend on each other in a cycle: %(cycle)s'
+
+
+class HostInterfaceConflict(VifPlugDynException):
+    """A live device cannot take the role a definition gives it."""
+
+    msg_fmt = ('Host interface %(name)s cannot use device %(device)s: '
+               '%(reason)s')
+
+
+class HostInterfaceStepFailed(VifPlugDynException):
+    """One privileged step of a host interface apply failed."""
+
+    msg_fmt = 'step %(number)s (%(step)s) failed: %(reason)s'
+
+
+class HostInterfaceApplyFailed(VifPlugDynException):
+    """Applying host interface changes failed; the host was restored."""
+
+    msg_fmt = ('%(action)s of host interface %(name)s failed at step '
+               '%(step)s: %(reason)s; %(restored)s')
 
 
 # --- os-vif ------------------------------------------------------------------

@@ -44,6 +44,7 @@ class HostNetwork:
                  tag: str | None = None) -> None:
         self.conf = cfg.CONF if conf is None else conf
         opts.register_opts(self.conf)
+        privsep.use_conf(self.conf)
         netns = self.conf[opts.GROUP].netns
         if netns:
             privsep.set_netns(netns)
@@ -128,7 +129,8 @@ class HostNetwork:
 
     def get_link(self, name: str) -> Result:
         """Describe one device (name, index, kind, mtu, mac, up, carrier,
-        master_index, group, alias, owned, tag).
+        master_index, link_index, group, alias, owned, tag, adopted,
+        adopted_tag, and ``data``: the settings of a bridge, VLAN or bond).
 
         :raises DeviceNotFound: no such device.
         """
@@ -138,6 +140,24 @@ class HostNetwork:
                    kind: str | None = None) -> list[Result]:
         """List devices, filtered in the kernel by master and/or kind."""
         return _lists(self._call(linux_net.list_links, master, kind))
+
+    def list_addresses(self, name: str | None = None) -> list[Result]:
+        """List IPv4 and IPv6 addresses (of one device, or all): name,
+        index, family, address, prefix, peer, broadcast, label, scope,
+        flags, valid_lft, preferred_lft, proto, metric.
+
+        :raises DeviceNotFound: ``name`` does not exist.
+        """
+        return _lists(self._call(linux_net.list_addresses, name))
+
+    def dump_state(self, sync: bool = False) -> dict[str, list[Result]]:
+        """Every link (as :meth:`list_links`) and every address (as
+        :meth:`list_addresses`), in one privileged call.
+
+        :param sync: let the kernel finish pending link-state work first
+            (see :func:`vif_plug_dyn.privsep.linux_net.dump_state`).
+        """
+        return _lists(self._call(linux_net.dump_state, sync))
 
     def exists(self, name: str) -> bool:
         """Whether a device of that name exists."""

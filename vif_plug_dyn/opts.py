@@ -8,7 +8,8 @@ Options are registered on the :class:`oslo_config.cfg.ConfigOpts` given to
 import copy
 
 from oslo_config import cfg
-from oslo_privsep import priv_context
+
+from vif_plug_dyn._oslo_privsep import priv_context
 
 GROUP = 'vif_plug_dyn'
 PRIVSEP_GROUP = 'vif_plug_dyn_privileged'
@@ -26,6 +27,19 @@ core_opts = [
                help='Directory of host interface definitions (ethernet, '
                     'bridge, bond, vlan), one libvirt <interface> XML file '
                     'per definition.'),
+    cfg.ListOpt('interface_backends', default=[],
+                item_type=cfg.types.String(choices=['keyfile', 'ifupdown']),
+                help='Persistent backends that write host interface '
+                     'definitions where the host\'s own network tooling '
+                     'reads them at boot: "keyfile" (NetworkManager '
+                     'profiles in etc/NetworkManager/system-connections) '
+                     'and/or "ifupdown" (etc/network/interfaces.d), both '
+                     'under interface_root. Empty: definitions are only '
+                     'kept in interface_dir and applied live.'),
+    cfg.StrOpt('interface_root', default='/',
+               help='File system root the persistent backends write '
+                    'under ("/" on a host; a scratch directory to review '
+                    'what would be written).'),
     cfg.DictOpt('network_drivers',
                 default={'bridge': 'bridge', 'openvswitch': 'openvswitch',
                          'direct': 'direct', 'hostdev': 'hostdev',

@@ -23,11 +23,16 @@ from vif_plug_dyn import manager as manager_mod
 from vif_plug_dyn import networks
 from vif_plug_dyn import opts
 from vif_plug_dyn import ports
+from vif_plug_dyn import privsep
+from vif_plug_dyn.hostif import api as hostif_api
+from vif_plug_dyn.hostif import model
 
 EXIT_ERROR = 2
 LOG = logging.getLogger(__name__)
 
 Handler = Callable[[manager_mod.EndpointManager, argparse.Namespace], Any]
+IfaceHandler = Callable[[hostif_api.HostInterfaceAPI, argparse.Namespace],
+                        Any]
 
 
 def _port(args: argparse.Namespace) -> ports.Port:
@@ -181,6 +186,107 @@ def _watch(mgr: manager_mod.EndpointManager,
             'restored': len(total.restored), 'failed': len(total.failed)}
 
 
+# -- host interfaces ---------------------------------------------------------
+
+def _iface_define(api: hostif_api.HostInterfaceAPI,
+                  args: argparse.Namespace) -> Any:
+    with open(args.file, encoding='utf-8') as handle:
+        text = handle.read()
+    iface = model.HostInterface.from_xml(text, source=args.file)
+    api.define(iface, replace=args.replace)
+    return {'defined': iface.name}
+
+
+def _iface_undefine(api: hostif_api.HostInterfaceAPI,
+                    args: argparse.Namespace) -> Any:
+    return api.undefine(args.name)
+
+
+def _iface_start(api: hostif_api.HostInterfaceAPI,
+                 args: argparse.Namespace) -> Any:
+    return api.start(args.name)
+
+
+def _iface_stop(api: hostif_api.HostInterfaceAPI,
+                args: argparse.Namespace) -> Any:
+    return api.stop(args.name)
+
+
+def _iface_list(api: hostif_api.HostInterfaceAPI,
+                args: argparse.Namespace) -> Any:
+    return api.list()
+
+
+def _iface_dumpxml(api: hostif_api.HostInterfaceAPI,
+                   args: argparse.Namespace) -> Any:
+    return api.dump_xml(args.name, live=args.live)
+
+
+def _iface_begin(api: hostif_api.HostInterfaceAPI,
+                 args: argparse.Namespace) -> Any:
+    return api.change_begin()
+
+
+def _iface_commit(api: hostif_api.HostInterfaceAPI,
+                  args: argparse.Namespace) -> Any:
+    return api.change_commit()
+
+
+def _iface_rollback(api: hostif_api.HostInterfaceAPI,
+                    args: argparse.Namespace) -> Any:
+    report = api.change_rollback()
+    if not report['restored']:
+        # NOTE(vpd): the transaction is closed, but the operator must
+        # know the host is not exactly as it was.
+        sys.stderr.write('warning: %s\n' % '; '.join(
+            report['errors'] + report['unrestorable'] +
+            report['differences']))
+    return report
+
+
+def _iface_recover(api: hostif_api.HostInterfaceAPI,
+                   args: argparse.Namespace) -> Any:
+    return {'recovered': api.recover()}
+
+
+def _add_iface_parser(sub: Any) -> None:
+    iface = sub.add_parser('iface', help='host interfaces (ethernet, '
+                                         'bridge, bond, vlan)')
+    iface_sub = iface.add_subparsers(dest='action', required=True)
+
+    def add(name: str, func: IfaceHandler, help_: str,
+            with_name: bool = True) -> argparse.ArgumentParser:
+        parser = iface_sub.add_parser(name, help=help_)
+        if with_name:
+            parser.add_argument('name', help='interface name')
+        parser.set_defaults(func=func, target='iface')
+        return parser
+
+    define = add('define', _iface_define, 'define from an <interface> XML '
+                 'file', with_name=False)
+    define.add_argument('file')
+    define.add_argument('--replace', action='store_true',
+                        help='replace an existing definition')
+    add('undefine', _iface_undefine, 'remove a definition (live devices '
+        'are not stopped; adopted ones are given back)')
+    add('start', _iface_start, 'bring a defined interface up on the host')
+    add('stop', _iface_stop, 'take a defined interface down')
+    add('list', _iface_list, 'defined interfaces and their state',
+        with_name=False)
+    dump = add('dumpxml', _iface_dumpxml, 'print a definition, or with '
+               '--live the live state, as XML')
+    dump.add_argument('--live', action='store_true',
+                      help='read the live device instead')
+    add('change-begin', _iface_begin, 'snapshot the host interfaces '
+        '(start a transaction)', with_name=False)
+    add('change-commit', _iface_commit, 'keep the changes since '
+        'change-begin', with_name=False)
+    add('change-rollback', _iface_rollback, 'put back the host '
+        'interfaces as they were at change-begin', with_name=False)
+    add('recover', _iface_recover, 'undo a start or stop that died half '
+        'way', with_name=False)
+
+
 def _add_port_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--port-id', required=True, help='port UUID')
     parser.add_argument('--mac', required=True, help='guest MAC address')
@@ -209,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              'state_path')
     parser.add_argument('--network-dir', help='override [vif_plug_dyn] '
                                               'network_dir')
+    parser.add_argument('--interface-dir', help='override [vif_plug_dyn] '
+                                                'interface_dir')
     parser.add_argument('--json', action='store_true',
                         help='print one JSON document')
     parser.add_argument('--verbose', action='store_true',
@@ -283,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar='MS', help='longest a burst is held back '
                                           '(default: %(default)s)')
     watch.set_defaults(func=_watch)
+    _add_iface_parser(sub)
     return parser
 
 
@@ -310,6 +419,9 @@ def setup_conf(args: argparse.Namespace) -> cfg.ConfigOpts:
         conf.set_override('state_path', args.state_path, group=opts.GROUP)
     if args.network_dir:
         conf.set_override('network_dir', args.network_dir, group=opts.GROUP)
+    if args.interface_dir:
+        conf.set_override('interface_dir', args.interface_dir,
+                          group=opts.GROUP)
     conf.set_override('debug', args.debug)
     # NOTE(vpd): standard output carries the command's result (JSON for
     # machines); logs go to standard error, and only when asked for.
@@ -327,12 +439,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         conf = setup_conf(args)
-        mgr = vif_plug_dyn.initialize(conf)
-        _print(args.func(mgr, args), args.json)
+        if getattr(args, 'target', None) == 'iface':
+            _print(_run_iface(conf, args), args.json)
+        else:
+            mgr = vif_plug_dyn.initialize(conf)
+            _print(args.func(mgr, args), args.json)
     except (exception.VifPlugDynException, OSError) as exc:
         sys.stderr.write('error: %s\n' % exc)
         return EXIT_ERROR
     return 0
+
+
+def _run_iface(conf: cfg.ConfigOpts, args: argparse.Namespace) -> Any:
+    try:
+        return args.func(hostif_api.HostInterfaceAPI(conf), args)
+    finally:
+        # NOTE(vpd): wait for the privileged daemon this command started
+        # to exit (it holds the network namespace open).
+        privsep.stop()
 
 
 if __name__ == '__main__':

@@ -49,6 +49,18 @@ class NetworkDriver(abc.ABC):
         self.context = context
 
     @property
+    def plumbing(self) -> Any:
+        """The host interfaces networks stand on
+        (:class:`vif_plug_dyn.drivers.plumbing.Plumbing`)."""
+        plumbing = getattr(self, '_plumbing', None)
+        if plumbing is None:
+            from vif_plug_dyn.drivers import plumbing as plumbing_mod
+            plumbing = plumbing_mod.Plumbing(self.context.conf,
+                                             self.context.host)
+            self._plumbing = plumbing
+        return plumbing
+
+    @property
     def host(self) -> Any:
         """The privileged host helper
         (:class:`vif_plug_dyn.host.HostNetwork`)."""

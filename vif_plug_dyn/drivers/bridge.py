@@ -70,6 +70,17 @@ class BridgeDriver(base.NetworkDriver):
                                                device=bridge)
         result = [ops.create_bridge(bridge, mtu=network.mtu,
                                     tag=NETWORK_TAG + network.name)]
+        if network.uplink:
+            self.plumbing.ensure([network.uplink])
+        if network.uplink and not network.uplink_vlan:
+            if self.plumbing.adopted(network.uplink):
+                result.append(ops.set_master(network.uplink, bridge))
+            else:
+                LOG.warning('Network %(network)s: uplink %(dev)s is not a '
+                            'defined host interface; the library leaves '
+                            'it alone (define it to have it enslaved)',
+                            {'network': network.name,
+                             'dev': network.uplink})
         if network.uplink and network.uplink_vlan:
             vlan_dev = _vlan_name(network.uplink, network.uplink_vlan)
             result.append(ops.create_vlan(

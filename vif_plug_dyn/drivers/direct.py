@@ -79,6 +79,7 @@ class DirectDriver(base.NetworkDriver):
     def create_endpoints(self, requests: list[ports.EndpointRequest],
                          network: networks.Network, endpoint_type: str,
                          connect: bool) -> list[endpoints.Endpoint]:
+        self.plumbing.ensure(list(network.lower_devices()))
         present = self._present(network)
         steered = endpoint_type == endpoints.ETHERNET
         ledger = self.context.ledger

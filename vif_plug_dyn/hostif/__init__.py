@@ -4,6 +4,12 @@ Definitions use libvirt's host interface XML (:mod:`.xml`), are modelled
 by :class:`HostInterface` (:mod:`.model`), ordered by their dependencies
 (:mod:`.order`), kept in a directory (:mod:`.store`) and written for the
 host's own network tooling by persistent backends (:mod:`.backends`).
+
+Live: :mod:`.plan` turns a definition and the host's state
+(:mod:`.state`) into privileged batches, :mod:`.live` runs them,
+:mod:`.inspect` reads live devices back into the model, :mod:`.restore`
+and :mod:`.journal` make changes transactional, and :mod:`.api` is the
+public face (``vif-plug-dyn iface ...``).
 """
 
 from vif_plug_dyn.hostif.addressing import IPAddress

@@ -82,6 +82,14 @@ def parse(text: str | bytes, source: str = '<string>'
     return _Parser(source).parse(text)
 
 
+def element(iface: model.HostInterface) -> ET.Element:
+    """Build the ``<interface>`` element of a definition (not indented).
+
+    :param iface: the definition.
+    """
+    return _element(iface, top=True)
+
+
 def dump(iface: model.HostInterface) -> str:
     """Format a definition as a libvirt ``<interface>`` document.
 

@@ -21,12 +21,13 @@ import signal
 import sys
 import time
 
-from oslo_privsep import capabilities as caps
-from oslo_privsep import priv_context
+from oslo_config import cfg
 
 from vif_plug_dyn import exception
 from vif_plug_dyn import opts
 from vif_plug_dyn import validate
+from vif_plug_dyn._oslo_privsep import capabilities as caps
+from vif_plug_dyn._oslo_privsep import priv_context
 
 #: Executable run with ``netns exec`` to start the daemon in a namespace.
 IP_COMMAND = 'ip'
@@ -96,6 +97,25 @@ vif_plug_dyn_pctxt = NetnsPrivContext(
     pypath=__name__ + '.vif_plug_dyn_pctxt',
     capabilities=[caps.CAP_NET_ADMIN, caps.CAP_MKNOD],
 )
+
+
+def use_conf(conf: cfg.ConfigOpts) -> None:
+    """Take the ``[vif_plug_dyn_privileged]`` options of ``conf``.
+
+    NOTE(vpd): oslo.privsep contexts read their options from the global
+    ``cfg.CONF``; a caller with its own ConfigOpts (the command line,
+    tests) would otherwise have its helper_command, user or group
+    ignored. Values set in ``conf`` are copied over as overrides.
+
+    :param conf: the library's configuration.
+    """
+    if conf is cfg.CONF:
+        return
+    conf.register_opts(priv_context.OPTS, group=opts.PRIVSEP_GROUP)
+    for opt in priv_context.OPTS:
+        value = conf[opts.PRIVSEP_GROUP][opt.dest]
+        if value != opt.default:
+            cfg.CONF.set_override(opt.dest, value, group=opts.PRIVSEP_GROUP)
 
 
 def running() -> bool:

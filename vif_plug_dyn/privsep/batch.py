@@ -17,7 +17,7 @@ How a batch runs:
 
 Stop-at-first-error mode: an operation whose effects are not confined to
 devices this batch created (changing a pre-existing device, deleting,
-configuring a VF) is a barrier: everything before it is flushed and
+adopting, configuring a VF) is a barrier: everything before it is flushed and
 checked first, and it is checked before anything after it is sent. So
 when an error is found, every operation that ran since the last barrier
 only touched devices this batch created, and deleting those devices undoes
@@ -74,6 +74,8 @@ class Link:
     owned: bool = False
     created: bool = False
     group: int | None = None
+    adopted: bool = False
+    alias: str | None = None
 
 
 @dataclasses.dataclass
@@ -90,6 +92,8 @@ class _Step:
 @dataclasses.dataclass
 class _Lookup:
     name: str
+    #: Read the whole link message (its kind too), not only the owner.
+    full: bool = False
 
 
 class _Abort(Exception):
@@ -192,7 +196,7 @@ class Batch:
         kind = op['op']
         if kind in ops_mod.CREATE_OPS:
             return True
-        if kind == 'set_link':
+        if kind in _CHANGE_OPS:
             return self.made_here(op['name'])
         if kind in ('redirect', 'unredirect'):
             return self.made_here(op['name']) and self.made_here(op['peer'])
@@ -223,7 +227,7 @@ class Batch:
     def _flush(self) -> None:
         for cookie, err, text, payload in self.sock.flush():
             if isinstance(cookie, _Lookup):
-                self._on_lookup(cookie.name, err, text, payload)
+                self._on_lookup(cookie, err, text, payload)
             else:
                 self._on_step(cookie, err, text)
 
@@ -295,14 +299,15 @@ class Batch:
             self.links[name] = None
         self.groups_in_use = groups
 
-    def _lookup(self, names: list[str]) -> None:
+    def _lookup(self, names: list[str], full: bool = False) -> None:
         for name in names:
             self.sock.queue(functools.partial(nlmsg.getlink, name=name),
-                            _Lookup(name))
+                            _Lookup(name, full))
         self._flush()
 
-    def _on_lookup(self, name: str, err: int, text: str | None,
+    def _on_lookup(self, lookup: _Lookup, err: int, text: str | None,
                    payload: bytes | None) -> None:
+        name = lookup.name
         self.lookup_errors.pop(name, None)
         if err in netlink.NO_DEVICE:
             self.links[name] = None
@@ -314,14 +319,21 @@ class Batch:
             self.lookup_errors[name] = kernel_error('getlink', name, err,
                                                     text)
             return
-        self._store(name, nlmsg.parse_owner(payload, 0, len(payload)))
+        parse = nlmsg.parse_link if lookup.full else nlmsg.parse_owner
+        self._store(name, parse(payload, 0, len(payload)))
 
     def _store(self, name: str, info: dict[str, Any]) -> None:
-        owned, _tag = ops_mod.parse_alias(info['alias'])
+        alias = info['alias']
+        owned, _tag = ops_mod.parse_alias(alias)
         created = name in self.created
+        # NOTE(vpd): one prefix test per link, only for links that are
+        # not ours; the batches of taps do not pay for adoption.
+        adopted = not owned and alias is not None and \
+            ops_mod.parse_adopted(alias) is not None
         self.links[name] = Link(
-            name=name, index=info['index'], owned=owned or created,
-            created=created, group=info['group'])
+            name=name, index=info['index'], kind=info.get('kind'),
+            owned=owned or created, created=created, group=info['group'],
+            adopted=adopted, alias=alias)
 
     def get(self, name: str) -> Link | None:
         """What is known of ``name`` (looked up if unknown); ``None``
@@ -356,6 +368,38 @@ class Batch:
         if not link.owned:
             raise exception.DeviceNotOwned(operation=operation, device=name)
         return link
+
+    def managed(self, name: str, operation: str) -> Link:
+        """``name``, which must exist and be ours, or adopted when
+        ``operation`` is allowed on adopted devices
+        (:data:`ops.ADOPTED_OK`).
+
+        :raises DeviceNotOwned: it is neither.
+        :raises DeviceNotFound: it does not exist.
+        """
+        link = self.existing(name)
+        if not (link.owned or (link.adopted and
+                               operation in ops_mod.ADOPTED_OK)):
+            raise exception.DeviceNotOwned(operation=operation, device=name)
+        return link
+
+    def kind_of(self, name: str) -> str | None:
+        """The link kind of ``name`` (``None``: a kind-less device, such
+        as a physical NIC).
+
+        NOTE(vpd): the owner lookups stop reading a link message before
+        its kind (see :func:`nlmsg.parse_owner`); the few operations that
+        need the kind read the whole message of that one device.
+
+        :raises DeviceNotFound: it does not exist.
+        """
+        link = self.existing(name)
+        if link.kind is None:
+            self.flush_checked()
+            self.links.pop(name, None)
+            self._lookup([name], full=True)
+            link = self.existing(name)
+        return link.kind
 
     def index_of(self, name: str) -> int:
         """The ifindex of ``name`` (flushing and looking it up when the
@@ -412,7 +456,7 @@ class Batch:
                 self.send(i, 'setlink', name, functools.partial(
                     nlmsg.setlink, index=index, group=group), gone_ok)
             self._flush()
-            if self.stop and self._has_failed(i):
+            if self.stop and self.has_failed(i):
                 # NOTE(vpd): a barrier: nothing of it may stay applied.
                 self._restore_groups(links)
                 raise _Abort()
@@ -432,7 +476,8 @@ class Batch:
                 del self.links[name]
         return names
 
-    def _has_failed(self, i: int | None) -> bool:
+    def has_failed(self, i: int | None) -> bool:
+        """Whether operation ``i`` has failed so far."""
         return i is not None and self.results[i]['status'] == ops_mod.ERROR
 
     def _restore_groups(self, links: list[tuple[str, int]]) -> None:
@@ -546,10 +591,22 @@ class Batch:
                     self.undo_errors)
 
 
+#: Operations changing an existing device named by their ``name``: undoable
+#: when the batch created it.
+_CHANGE_OPS = frozenset({'set_link', 'set_bridge', 'set_bond',
+                         'add_address', 'del_address'})
+_NAME_KEYS = ('name', 'peer', 'master', 'peer_master', 'lower', 'pf',
+              'primary')
+# NOTE(vpd): add/del_address carry a 'peer' that is an IP address, not a
+# device.
+_ADDRESS_NAME_KEYS = ('name',)
+_ADDRESS_OPS = frozenset({'add_address', 'del_address'})
+
+
 def _names(op: dict[str, Any]) -> list[str]:
     """Every device name an operation mentions."""
-    names = [op[k] for k in ('name', 'peer', 'master', 'peer_master',
-                             'lower', 'pf') if op.get(k)]
+    keys = _ADDRESS_NAME_KEYS if op['op'] in _ADDRESS_OPS else _NAME_KEYS
+    names = [op[k] for k in keys if op.get(k)]
     return names + list(op.get('names') or ())
 
 

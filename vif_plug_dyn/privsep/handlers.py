@@ -6,6 +6,12 @@ what must hold (names free, devices present and ours), queue the netlink
 requests through :meth:`~vif_plug_dyn.privsep.batch.Batch.send`, make taps
 and device nodes directly. Errors are raised as typed exceptions; the
 engine records them against the operation.
+
+Ownership: creating marks a device ours; only ours may be deleted.
+Devices the library adopted (an operator's NIC a host interface
+definition names, see :func:`.ops.adopt`) may be configured by the
+operations of :data:`.ops.ADOPTED_OK` — checked with
+:meth:`~vif_plug_dyn.privsep.batch.Batch.managed` — never deleted.
 """
 
 import errno
@@ -14,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vif_plug_dyn import exception
+from vif_plug_dyn.privsep import addresses
 from vif_plug_dyn.privsep import nlmsg
 from vif_plug_dyn.privsep import ops as ops_mod
 from vif_plug_dyn.privsep import rtnl
@@ -28,6 +35,16 @@ Handler = Callable[['Batch', int, dict[str, Any]], None]
 
 #: Deleting a qdisc that is not there is what "replace" starts with.
 _NO_QDISC_OK = frozenset({errno.ENOENT, errno.EINVAL})
+# NOTE(vpd): RTM_DELADDR of an address that is not there answers
+# EADDRNOTAVAIL (IPv4 and IPv6 alike).
+_NO_ADDRESS_OK = frozenset({errno.EADDRNOTAVAIL})
+#: Bond settings an operation carries beside its mode.
+_BOND_OPTIONS = ('miimon', 'updelay', 'downdelay', 'use_carrier',
+                 'arp_interval', 'arp_targets', 'arp_validate')
+#: The address fields of ``add_address`` sent to the kernel.
+_ADDRESS_FIELDS = ('address', 'prefix', 'peer', 'broadcast', 'label',
+                   'scope', 'flags', 'valid_lft', 'preferred_lft', 'proto',
+                   'metric')
 
 
 def _configure_new(b: 'Batch', i: int, name: str, op: dict[str, Any],
@@ -88,14 +105,17 @@ def _create_netlink(b: 'Batch', i: int, op: dict[str, Any], kind: str,
 
 
 def create_bridge(b: 'Batch', i: int, op: dict[str, Any]) -> None:
-    """Create a bridge (forward delay 0, STP off), mark it ours.
+    """Create a bridge (by default forward delay 0, STP off), mark it
+    ours.
 
-    :raises NetlinkOperationFailed: the name is taken.
+    :raises NetlinkOperationFailed: the name (or the index asked for) is
+        taken.
     """
     name = op['name']
     _create_netlink(b, i, op, 'bridge', lambda seq: rtnl.new_bridge(
-        seq, name, mtu=op['mtu'], mac=op['mac'], group=op['group']),
-        (name,))
+        seq, name, mtu=op['mtu'], mac=op['mac'], group=op['group'],
+        stp=op['stp'], forward_delay=op['forward_delay'],
+        index=op['index'] or 0), (name,))
     _configure_new(b, i, name, op)
 
 
@@ -165,7 +185,7 @@ def _create_lowered(b: 'Batch', i: int, op: dict[str, Any], kind: str) -> None:
         build = functools.partial(
             rtnl.new_vlan, name=name, lower=lower,
             vlan_id=op['vlan_id'], mtu=op['mtu'], mac=op['mac'],
-            group=op['group'])
+            group=op['group'], index=op['index'] or 0)
     else:
         build = functools.partial(
             rtnl.new_macvlan, name=name, kind=kind, lower=lower,
@@ -176,26 +196,36 @@ def _create_lowered(b: 'Batch', i: int, op: dict[str, Any], kind: str) -> None:
 
 
 def create_bond(b: 'Batch', i: int, op: dict[str, Any]) -> None:
-    """Create a bonding device.
+    """Create a bonding device with its monitoring settings.
 
-    :raises NetlinkOperationFailed: the name is taken.
+    :raises NetlinkOperationFailed: the name (or the index asked for) is
+        taken.
     """
     name = op['name']
     mode = ops_mod.BOND_MODES[op['mode']]
+    options = {k: op[k] for k in _BOND_OPTIONS}
     _create_netlink(b, i, op, 'bond', lambda seq: rtnl.new_bond(
-        seq, name, mode, miimon=op['miimon'], mtu=op['mtu'],
-        mac=op['mac'], group=op['group']), (name,))
+        seq, name, mode, mtu=op['mtu'], mac=op['mac'], group=op['group'],
+        index=op['index'] or 0, **options), (name,))
     _configure_new(b, i, name, op)
 
 
 def set_link(b: 'Batch', i: int, op: dict[str, Any]) -> None:
-    """Change a device of ours in one setlink.
+    """Change a device of ours, or an adopted one, in one setlink.
 
-    :raises DeviceNotOwned: the device is not ours.
+    :raises DeviceNotOwned: the device is neither ours nor adopted, or it
+        is adopted and the operation sets an owner tag.
     :raises DeviceNotFound: it, or the new master, does not exist.
     """
     name = op['name']
-    link = b.owned(name, 'set_link')
+    if op['tag'] is not None:
+        # NOTE(vpd): an adopted device is configured like ours, but its
+        # marker is only changed by adopt/release: rewriting the tag
+        # would turn it into a device we "created", which may be
+        # deleted.
+        link = b.owned(name, 'set_link')
+    else:
+        link = b.managed(name, 'set_link')
     master = 0 if op['nomaster'] else None
     if op['master'] is not None:
         # NOTE(vpd): the master may be an operator's bridge: joining
@@ -206,6 +236,128 @@ def set_link(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     b.send(i, 'setlink', name, lambda seq: nlmsg.setlink(
         seq, index=index, name=name, mtu=op['mtu'], mac=op['mac'],
         master=master, group=op['group'], alias=alias, up=op['up']))
+
+
+def _index_of_kind(b: 'Batch', name: str, operation: str,
+                   kind: str) -> int:
+    """The index of a managed device of link kind ``kind``.
+
+    :raises InvalidField: it is of another kind.
+    """
+    b.managed(name, operation)
+    found = b.kind_of(name)
+    if found != kind:
+        raise exception.InvalidField(
+            field='name', value=name,
+            reason='%s needs a %s, not a %s device' % (
+                operation, kind, found or 'kind-less'))
+    return b.index_of(name)
+
+
+def set_bridge(b: 'Batch', i: int, op: dict[str, Any]) -> None:
+    """Change the STP state and forward delay of a bridge of ours or an
+    adopted one.
+
+    :raises DeviceNotOwned: neither ours nor adopted.
+    :raises InvalidField: not a bridge.
+    """
+    name = op['name']
+    index = _index_of_kind(b, name, 'set_bridge', 'bridge')
+    b.send(i, 'changelink', name, lambda seq: rtnl.set_bridge(
+        seq, index, stp=op['stp'], forward_delay=op['forward_delay']))
+
+
+def set_bond(b: 'Batch', i: int, op: dict[str, Any]) -> None:
+    """Change settings of a bond of ours or an adopted one.
+
+    :raises DeviceNotOwned: neither ours nor adopted.
+    :raises InvalidField: not a bond.
+    :raises DeviceNotFound: the primary slave does not exist.
+    """
+    name = op['name']
+    index = _index_of_kind(b, name, 'set_bond', 'bond')
+    options = {k: op[k] for k in _BOND_OPTIONS}
+    if op['mode'] is not None:
+        options['mode'] = ops_mod.BOND_MODES[op['mode']]
+    if op['primary'] is not None:
+        options['primary'] = b.index_of(op['primary'])
+    b.send(i, 'changelink', name, lambda seq: rtnl.set_bond(
+        seq, index, **options))
+
+
+def adopt(b: 'Batch', i: int, op: dict[str, Any]) -> None:
+    """Mark a device the library did not create as adopted; the result
+    carries its ``previous_alias``.
+
+    :raises DeviceAlreadyOwned: the library created it.
+    :raises DeviceNotFound: it does not exist.
+    """
+    name = op['name']
+    link = b.existing(name)
+    if link.owned:
+        # NOTE(vpd): a device we created stays "created": adopting it
+        # would make it undeletable and hide who made it.
+        raise exception.DeviceAlreadyOwned(device=name, alias=link.alias)
+    alias = ops_mod.adopted_alias(op['tag'])
+    index = b.index_of(name)
+    b.results[i]['previous_alias'] = link.alias
+    b.send(i, 'setlink', name, lambda seq: nlmsg.setlink(
+        seq, index=index, alias=alias))
+    # NOTE(vpd): later operations of the batch may configure the device
+    # only once the kernel has taken the marker.
+    b.flush_checked()
+    if not b.has_failed(i):
+        link.adopted, link.alias = True, alias
+
+
+def release(b: 'Batch', i: int, op: dict[str, Any]) -> None:
+    """Give an adopted device back, with the alias asked for (or none).
+
+    :raises DeviceNotOwned: it is not adopted.
+    :raises DeviceNotFound: it does not exist.
+    """
+    name = op['name']
+    link = b.existing(name)
+    if not link.adopted:
+        raise exception.DeviceNotOwned(operation='release', device=name)
+    # NOTE(vpd): an empty IFLA_IFALIAS clears the alias.
+    alias = op['alias'] or ''
+    index = b.index_of(name)
+    # NOTE(vpd): forget the marker before the kernel answers: if the
+    # request fails, treating the device as foreign is the safe side.
+    link.adopted, link.alias = False, alias or None
+    b.send(i, 'setlink', name, lambda seq: nlmsg.setlink(
+        seq, index=index, alias=alias))
+
+
+def add_address(b: 'Batch', i: int, op: dict[str, Any]) -> None:
+    """Add an IP address to a device of ours or an adopted one.
+
+    :raises DeviceNotOwned: neither ours nor adopted.
+    :raises NetlinkOperationFailed: the kernel refused (EEXIST...).
+    """
+    name = op['name']
+    b.managed(name, 'add_address')
+    index = b.index_of(name)
+    fields = {k: op[k] for k in _ADDRESS_FIELDS}
+    b.send(i, 'newaddr', '%s %s/%s' % (name, op['address'], op['prefix']),
+           lambda seq: addresses.newaddr(seq, index=index, **fields))
+
+
+def del_address(b: 'Batch', i: int, op: dict[str, Any]) -> None:
+    """Remove an IP address from a device of ours or an adopted one
+    (already gone is fine with ``missing_ok``).
+
+    :raises DeviceNotOwned: neither ours nor adopted.
+    """
+    name = op['name']
+    b.managed(name, 'del_address')
+    index = b.index_of(name)
+    ok = _NO_ADDRESS_OK if op['missing_ok'] else frozenset()
+    b.send(i, 'deladdr', '%s %s/%s' % (name, op['address'], op['prefix']),
+           lambda seq: addresses.deladdr(
+               seq, index=index, address=op['address'],
+               prefix=op['prefix'], peer=op['peer']), ok)
 
 
 def set_vf(b: 'Batch', i: int, op: dict[str, Any]) -> None:
@@ -294,6 +446,12 @@ HANDLERS: dict[str, Handler] = {
     'create_vlan': create_vlan,
     'create_bond': create_bond,
     'set_link': set_link,
+    'set_bridge': set_bridge,
+    'set_bond': set_bond,
+    'adopt': adopt,
+    'release': release,
+    'add_address': add_address,
+    'del_address': del_address,
     'set_vf': set_vf,
     'redirect': redirect,
     'unredirect': unredirect,

@@ -10,6 +10,13 @@ again inside the daemon, which must not trust its caller.
 Ownership: every device an operation creates is marked with the interface
 alias ``vif_plug_dyn`` or ``vif_plug_dyn:<tag>`` (see :func:`alias_for`).
 Only marked devices may be deleted or reconfigured.
+
+Adoption: a device the library did not create (an operator's NIC that a
+host interface definition names) can be *adopted* with :func:`adopt`: its
+alias becomes ``vif_plug_dyn.adopted:<tag>`` (:func:`adopted_alias`).
+An adopted device may be configured like one of ours (:func:`set_link`
+except its owner tag, addresses, bridge and bond settings) but never
+deleted; :func:`release` gives it back, with the alias it had.
 """
 
 import re
@@ -18,9 +25,21 @@ from typing import Any
 
 from vif_plug_dyn import exception
 from vif_plug_dyn import validate
+from vif_plug_dyn.privsep import addresses
 
 #: Interface alias prefix marking a device as created by vif_plug_dyn.
 ALIAS_PREFIX = 'vif_plug_dyn'
+#: Interface alias prefix marking a device as adopted (configured, never
+#: deleted) by vif_plug_dyn.
+ADOPTED_PREFIX = 'vif_plug_dyn.adopted'
+#: Longest interface alias the kernel keeps (IFALIASZ - 1).
+MAX_ALIAS = 255
+#: Longest bridge forward delay, in hundredths of a second.
+MAX_FORWARD_DELAY = 3000
+#: Most ARP targets a bond takes (kernel BOND_MAX_ARP_TARGETS).
+MAX_ARP_TARGETS = 16
+#: ``arp_validate`` values of a bond.
+ARP_VALIDATE = ('none', 'active', 'backup', 'all')
 #: Longest batch one privileged call accepts.
 MAX_OPS = 100000
 #: Bonding modes accepted by :func:`create_bond`, with their kernel values.
@@ -81,6 +100,23 @@ def parse_alias(alias: str | None) -> tuple[bool, str | None]:
     if alias and alias.startswith(ALIAS_PREFIX + ':'):
         return True, alias[len(ALIAS_PREFIX) + 1:]
     return False, None
+
+
+def adopted_alias(tag: str) -> str:
+    """Return the interface alias marking a device as adopted.
+
+    :param tag: the owner tag (already validated).
+    :returns: ``vif_plug_dyn.adopted:<tag>``.
+    """
+    return '%s:%s' % (ADOPTED_PREFIX, tag)
+
+
+def parse_adopted(alias: str | None) -> str | None:
+    """Return the tag of an adoption marker, ``None`` for any other
+    alias."""
+    if alias and alias.startswith(ADOPTED_PREFIX + ':'):
+        return alias[len(ADOPTED_PREFIX) + 1:] or None
+    return None
 
 
 def _boolean(value: Any, field: str) -> bool:
@@ -145,6 +181,41 @@ def _redirect_qdisc(value: Any, field: str) -> str:
     return validate.one_of(value, field, REDIRECT_QDISCS)
 
 
+def _forward_delay(value: Any, field: str) -> int:
+    return _u32(value, field, 0, MAX_FORWARD_DELAY)
+
+
+def _arp_targets(value: Any, field: str) -> list[str]:
+    if isinstance(value, (str, bytes)) or not isinstance(value,
+                                                         (list, tuple)):
+        raise _fail(field, value, 'must be a list of IPv4 addresses')
+    if len(value) > MAX_ARP_TARGETS:
+        raise _fail(field, value, 'at most %d targets' % MAX_ARP_TARGETS)
+    out = []
+    for i, item in enumerate(value):
+        address = addresses.parse_ip(item, '%s[%d]' % (field, i))
+        if address.version != 4:
+            raise _fail('%s[%d]' % (field, i), item, 'must be IPv4')
+        out.append(str(address))
+    return out
+
+
+def _arp_validate(value: Any, field: str) -> str:
+    return validate.one_of(value, field, ARP_VALIDATE)
+
+
+def _restored_alias(value: Any, field: str) -> str:
+    # NOTE(vpd): release() puts back the alias an operator had; it must
+    # not smuggle an ownership marker onto a device we did not create
+    # (that would make it deletable).
+    text = validate.safe_text(value, field, MAX_ALIAS)
+    if len(text.encode('utf-8')) > MAX_ALIAS:
+        raise _fail(field, value, 'longer than %d bytes' % MAX_ALIAS)
+    if text.startswith(ALIAS_PREFIX):
+        raise _fail(field, value, 'must not be a vif_plug_dyn marker')
+    return text
+
+
 def _ifnames(value: Any, field: str) -> list[str]:
     if isinstance(value, (str, bytes)) or not isinstance(
             value, (list, tuple)):
@@ -172,11 +243,29 @@ _DEVICE_FIELDS: dict[str, tuple[Validator, Any]] = {
 _LOWER_FIELDS: dict[str, tuple[Validator, Any]] = {
     'lower': (validate.ifname, _REQUIRED),
 }
+_BOND_OPTIONS: dict[str, tuple[Validator, Any]] = {
+    'miimon': (_miimon, None),
+    'updelay': (_u32, None),
+    'downdelay': (_u32, None),
+    'use_carrier': (_boolean, None),
+    'arp_interval': (_u32, None),
+    'arp_targets': (_arp_targets, None),
+    'arp_validate': (_arp_validate, None),
+}
+_ADDRESS_FIELDS: dict[str, tuple[Validator, Any]] = {
+    'name': (validate.ifname, _REQUIRED),
+    'address': (addresses.check_ip, _REQUIRED),
+    'prefix': (addresses.check_prefix, None),
+    'peer': (addresses.check_ip, None),
+}
 
 #: Every operation: its fields, each with a validator and a default
 #: (``_REQUIRED`` when the field must be given).
 SCHEMAS: dict[str, dict[str, tuple[Validator, Any]]] = {
-    'create_bridge': dict(_DEVICE_FIELDS),
+    'create_bridge': {**_DEVICE_FIELDS,
+                      'stp': (_boolean, False),
+                      'forward_delay': (_forward_delay, 0),
+                      'index': (_ifindex, None)},
     'create_tap': {**_DEVICE_FIELDS,
                    'master': (validate.ifname, None),
                    'owner': (_uid, None),
@@ -193,10 +282,11 @@ SCHEMAS: dict[str, dict[str, tuple[Validator, Any]]] = {
     'create_macvlan': {**_DEVICE_FIELDS, **_LOWER_FIELDS,
                        'mode': (validate.macvtap_mode, 'bridge')},
     'create_vlan': {**_DEVICE_FIELDS, **_LOWER_FIELDS,
-                    'vlan_id': (validate.vlan, _REQUIRED)},
-    'create_bond': {**_DEVICE_FIELDS,
+                    'vlan_id': (validate.vlan, _REQUIRED),
+                    'index': (_ifindex, None)},
+    'create_bond': {**_DEVICE_FIELDS, **_BOND_OPTIONS,
                     'mode': (_bond_mode, 'active-backup'),
-                    'miimon': (_miimon, None)},
+                    'index': (_ifindex, None)},
     'set_link': {'name': (validate.ifname, _REQUIRED),
                  'up': (_boolean, None),
                  'mtu': (validate.mtu, None),
@@ -207,6 +297,28 @@ SCHEMAS: dict[str, dict[str, tuple[Validator, Any]]] = {
                  'tag': (check_tag, None)},
     'delete': {'names': (_ifnames, _REQUIRED),
                'missing_ok': (_boolean, True)},
+    'set_bridge': {'name': (validate.ifname, _REQUIRED),
+                   'stp': (_boolean, None),
+                   'forward_delay': (_forward_delay, None)},
+    'set_bond': {'name': (validate.ifname, _REQUIRED),
+                 'mode': (_bond_mode, None),
+                 'primary': (validate.ifname, None),
+                 **_BOND_OPTIONS},
+    'adopt': {'name': (validate.ifname, _REQUIRED),
+              'tag': (check_tag, _REQUIRED)},
+    'release': {'name': (validate.ifname, _REQUIRED),
+                'alias': (_restored_alias, None)},
+    'add_address': {**_ADDRESS_FIELDS,
+                    'broadcast': (addresses.check_ip, None),
+                    'label': (addresses.check_label, None),
+                    'scope': (addresses.check_scope, None),
+                    'flags': (addresses.check_flags, None),
+                    'valid_lft': (addresses.check_lifetime, None),
+                    'preferred_lft': (addresses.check_lifetime, None),
+                    'proto': (addresses.check_u8, None),
+                    'metric': (addresses.check_metric, None)},
+    'del_address': {**_ADDRESS_FIELDS,
+                    'missing_ok': (_boolean, True)},
     'redirect': {'name': (validate.ifname, _REQUIRED),
                  'peer': (validate.ifname, _REQUIRED),
                  'qdisc': (_redirect_qdisc, 'clsact')},
@@ -224,6 +336,10 @@ SCHEMAS: dict[str, dict[str, tuple[Validator, Any]]] = {
 
 #: Operations that create a device named by their ``name`` field.
 CREATE_OPS = frozenset(k for k in SCHEMAS if k.startswith('create_'))
+#: Operations allowed on a device the library adopted (see the module
+#: docstring); all others need a device it created.
+ADOPTED_OK = frozenset({'set_link', 'set_bridge', 'set_bond', 'adopt',
+                        'release', 'add_address', 'del_address'})
 
 
 def validate_op(op: Any, field: str = 'op') -> dict[str, Any]:
@@ -295,6 +411,14 @@ def _check_relations(op: dict[str, Any], field: str) -> None:
         raise _fail(field, kind, 'changes nothing')
     if kind == 'set_vf' and op['qos'] is not None and op['vlan'] is None:
         raise _fail(field + '.qos', op['qos'], 'needs vlan')
+    if kind in ('set_bridge', 'set_bond') and all(
+            op[k] is None for k in op if k not in ('op', 'name')):
+        raise _fail(field, kind, 'changes nothing')
+    if kind == 'set_bond' and op['primary'] == op['name']:
+        raise _fail(field + '.primary', op['primary'],
+                    'must be a slave of the bond')
+    if kind in ('add_address', 'del_address'):
+        addresses.check_relations(op, field)
 
 
 def validate_batch(ops: Any) -> list[dict[str, Any]]:
@@ -324,9 +448,10 @@ def _build(kind: str, **fields: Any) -> dict[str, Any]:
 
 def create_bridge(name: str, *, mtu: int | None = None,
                   mac: str | None = None, up: bool = True,
-                  tag: str | None = None,
-                  group: int | None = None) -> dict[str, Any]:
-    """A Linux bridge with forward delay 0 and STP off.
+                  tag: str | None = None, group: int | None = None,
+                  stp: bool = False, forward_delay: int = 0,
+                  index: int | None = None) -> dict[str, Any]:
+    """A Linux bridge, by default with forward delay 0 and STP off.
 
     :param name: the bridge's name.
     :param mtu: its MTU (kernel default when ``None``).
@@ -334,10 +459,15 @@ def create_bridge(name: str, *, mtu: int | None = None,
     :param up: bring it up.
     :param tag: owner tag written into its alias.
     :param group: a link group to put it in.
+    :param stp: run the kernel's spanning tree.
+    :param forward_delay: in hundredths of a second (0-3000).
+    :param index: the ifindex to give it; the kernel picks one when
+        ``None``.
     :raises InvalidField: a bad value.
     """
     return _build('create_bridge', name=name, mtu=mtu, mac=mac, up=up,
-                  tag=tag, group=group)
+                  tag=tag, group=group, stp=stp,
+                  forward_delay=forward_delay, index=index)
 
 
 def create_tap(name: str, *, mtu: int | None = None, mac: str | None = None,
@@ -416,28 +546,123 @@ def create_macvlan(name: str, lower: str, *, mode: str = 'bridge',
 def create_vlan(name: str, lower: str, vlan_id: int, *,
                 mtu: int | None = None, mac: str | None = None,
                 up: bool = True, tag: str | None = None,
-                group: int | None = None) -> dict[str, Any]:
+                group: int | None = None,
+                index: int | None = None) -> dict[str, Any]:
     """An 802.1Q VLAN device on ``lower``.
 
+    :param index: the ifindex to give it; the kernel picks one when
+        ``None``.
     :raises InvalidField: a bad value.
     """
     return _build('create_vlan', name=name, lower=lower, vlan_id=vlan_id,
-                  mtu=mtu, mac=mac, up=up, tag=tag, group=group)
+                  mtu=mtu, mac=mac, up=up, tag=tag, group=group,
+                  index=index)
 
 
 def create_bond(name: str, *, mode: str = 'active-backup',
                 miimon: int | None = None, mtu: int | None = None,
                 mac: str | None = None, up: bool = True,
-                tag: str | None = None,
-                group: int | None = None) -> dict[str, Any]:
+                tag: str | None = None, group: int | None = None,
+                index: int | None = None,
+                **options: Any) -> dict[str, Any]:
     """A bonding device.
 
     :param mode: one of :data:`BOND_MODES`.
     :param miimon: link monitoring interval in milliseconds.
-    :raises InvalidField: a bad value.
+    :param index: the ifindex to give it; the kernel picks one when
+        ``None``.
+    :param options: ``updelay``, ``downdelay`` (milliseconds),
+        ``use_carrier`` (bool), ``arp_interval`` (milliseconds),
+        ``arp_targets`` (IPv4 addresses), ``arp_validate`` (one of
+        :data:`ARP_VALIDATE`).
+    :raises InvalidField: a bad value or an unknown option.
     """
     return _build('create_bond', name=name, mode=mode, miimon=miimon,
-                  mtu=mtu, mac=mac, up=up, tag=tag, group=group)
+                  mtu=mtu, mac=mac, up=up, tag=tag, group=group,
+                  index=index, **options)
+
+
+def set_bridge(name: str, *, stp: bool | None = None,
+               forward_delay: int | None = None) -> dict[str, Any]:
+    """Change a bridge's spanning tree state and forward delay.
+
+    :param name: a bridge the library created or adopted.
+    :param stp: spanning tree on or off.
+    :param forward_delay: in hundredths of a second (0-3000).
+    :raises InvalidField: a bad value, or nothing to change.
+    """
+    return _build('set_bridge', name=name, stp=stp,
+                  forward_delay=forward_delay)
+
+
+def set_bond(name: str, *, mode: str | None = None,
+             primary: str | None = None, **options: Any) -> dict[str, Any]:
+    """Change settings of a bond the library created or adopted.
+
+    The kernel only changes the mode of a bond that is down and has no
+    slaves; ``primary`` must be one of its slaves.
+
+    :param options: as for :func:`create_bond`.
+    :raises InvalidField: a bad value, or nothing to change.
+    """
+    return _build('set_bond', name=name, mode=mode, primary=primary,
+                  **options)
+
+
+def adopt(name: str, tag: str) -> dict[str, Any]:
+    """Mark a device the library did not create as managed by it.
+
+    The device's alias becomes ``vif_plug_dyn.adopted:<tag>``; the
+    result carries ``previous_alias``. Re-adopting (a new tag) is fine; a
+    device the library created cannot be adopted.
+
+    :raises InvalidField: a bad name or tag.
+    """
+    return _build('adopt', name=name, tag=tag)
+
+
+def release(name: str, alias: str | None = None) -> dict[str, Any]:
+    """Give an adopted device back: its alias becomes ``alias`` (the one
+    it had before adoption), or none.
+
+    :raises InvalidField: a bad name, or an alias that is itself a
+        vif_plug_dyn marker.
+    """
+    return _build('release', name=name, alias=alias)
+
+
+def add_address(name: str, address: str, prefix: int | None = None, *,
+                peer: str | None = None, broadcast: str | None = None,
+                label: str | None = None, scope: int | str | None = None,
+                flags: list[str] | None = None,
+                valid_lft: int | None = None,
+                preferred_lft: int | None = None, proto: int | None = None,
+                metric: int | None = None) -> dict[str, Any]:
+    """Add an IPv4 or IPv6 address to a device the library created or
+    adopted (see :mod:`.addresses` for the fields).
+
+    :param prefix: the prefix length; a host prefix (/32, /128) when
+        ``None``.
+    :param flags: some of :data:`.addresses.SETTABLE_FLAGS`.
+    :param valid_lft: seconds, ``None`` for forever.
+    :raises InvalidField: a bad value or mixed families.
+    """
+    return _build('add_address', name=name, address=address, prefix=prefix,
+                  peer=peer, broadcast=broadcast, label=label, scope=scope,
+                  flags=flags, valid_lft=valid_lft,
+                  preferred_lft=preferred_lft, proto=proto, metric=metric)
+
+
+def del_address(name: str, address: str, prefix: int | None = None, *,
+                peer: str | None = None,
+                missing_ok: bool = True) -> dict[str, Any]:
+    """Remove an address from a device the library created or adopted.
+
+    :param missing_ok: an address already gone is not an error.
+    :raises InvalidField: a bad value.
+    """
+    return _build('del_address', name=name, address=address, prefix=prefix,
+                  peer=peer, missing_ok=missing_ok)
 
 
 def set_link(name: str, *, up: bool | None = None, mtu: int | None = None,

@@ -102,3 +102,33 @@ def test_opts_listed_for_the_generator():
     names = {o.name for o in groups['vif_plug_dyn']}
     assert {'state_path', 'network_dir', 'network_drivers', 'netns'} <= names
     assert all(o.help for _, group in opts.list_opts() for o in group)
+
+
+IFACE = ("<interface type='ethernet' name='eth7'><mtu size='1400'/>"
+         "</interface>")
+
+
+def test_iface_definitions(run, tmp_path):
+    path = tmp_path / 'eth7.xml'
+    path.write_text(IFACE)
+    ifaces = ['--interface-dir', str(tmp_path / 'ifaces')]
+    status, out, _ = run(*ifaces, 'iface', 'define', str(path))
+    assert status == 0 and out == {'defined': 'eth7'}
+    status, out, err = run(*ifaces, 'iface', 'define', str(path))
+    assert status == 2 and 'already defined' in err
+    status, out, _ = run(*ifaces, 'iface', 'dumpxml', 'eth7')
+    assert status == 0 and '<mtu size="1400" />' in out
+    status, out, err = run(*ifaces, 'iface', 'dumpxml', 'eth9')
+    assert status == 2
+    assert err == 'error: Host interface eth9 is not defined\n'
+    path.write_text("<interface type='bond' name='bond0'/>")
+    status, out, err = run(*ifaces, 'iface', 'define', str(path))
+    assert status == 2 and err.startswith('error: Invalid host interface')
+
+
+def test_iface_transaction_misuse_is_an_error(run, tmp_path):
+    status, out, err = run('--interface-dir', str(tmp_path / 'ifaces'),
+                           'iface', 'change-commit')
+    assert status == 2
+    assert err == ('error: Host interface transaction: no transaction is '
+                   'open (use change-begin)\n')

@@ -133,7 +133,8 @@ class TestParsing:
                         'mtu': 1400, 'mac': '52:54:00:00:00:01',
                         'master': 3, 'link': None, 'group': 7,
                         'alias': 'vif_plug_dyn:p1', 'kind': 'tun',
-                        'slave_kind': 'bridge'}
+                        'slave_kind': 'bridge', 'operstate': None,
+                        'data': None}
 
     def test_parse_owner_with_and_without_alias(self):
         data = _kernel_link(alias='vif_plug_dyn')
