@@ -1,12 +1,14 @@
 """The story the demo tells, step by step, on real kernel objects.
 
 Host *alpha* is a private network namespace with its own privileged
-helper daemon. Its networks: *red* is a Linux bridge, *blue* a steered
-direct network on the lower device ``uplink0`` (a veth whose far end sits
-in a second namespace, the *lan*), *green* an Open vSwitch bridge when
-Open vSwitch is installed. A stand-in guest answers ping on the port's
-tap. Host *beta* defines *blue* differently (a bridge): a migration-style
-request there gets a different endpoint for the same network name.
+helper daemon and its own watcher. Its networks: *red* is a Linux
+bridge, *blue* a steered direct network on the lower device ``uplink0``
+(a veth whose far end sits in a second namespace, the *lan*), *green* an
+Open vSwitch bridge (a private ovsdb-server and ovs-vswitchd inside
+alpha, userspace datapath) when Open vSwitch is installed. A stand-in
+guest answers ping on the port's tap. Host *beta* defines *blue*
+differently (a bridge): a migration-style request there gets a different
+endpoint for the same network name.
 """
 
 import json
@@ -28,6 +30,8 @@ from vif_plug_dyn import ports
 from vif_plug_dyn import privsep
 from vif_plug_dyn.demo import sandbox as sandbox_mod
 from vif_plug_dyn.demo import timeline as timeline_mod
+from vif_plug_dyn.runtime import watcher as watcher_mod
+from vif_plug_dyn.tests.functional.harness import ovs as ovs_harness
 from vif_plug_dyn.virt.libvirt import adapter as libvirt_adapter
 
 GUEST_MAC = '52:54:00:de:00:01'
@@ -36,6 +40,8 @@ RED = ("<network type='bridge'><name>red</name>"
 BLUE = ("<network type='direct'><name>blue</name>"
         "<forward mode='bridge'><interface dev='uplink0'/></forward>"
         "</network>")
+GREEN = ("<network type='openvswitch'><name>green</name>"
+         "<bridge name='br-green'/></network>")
 BLUE_ON_BETA = ("<network type='bridge'><name>blue</name>"
                 "<bridge name='br-blue'/></network>")
 
@@ -47,11 +53,13 @@ class Story:
         self.line = timeline_mod.Timeline(out)
         self.workdir = tempfile.mkdtemp(prefix='vpd-demo-')
         self.facts: dict[str, Any] = {}
+        self.watcher: watcher_mod.Watcher | None = None
+        self.ovs: Any = None
 
     # -- helpers -----------------------------------------------------------
 
     def _conf(self, name: str, netns: str | None,
-              networks: dict[str, str]) -> cfg.ConfigOpts:
+              networks: dict[str, str], **overrides: Any) -> cfg.ConfigOpts:
         conf = cfg.ConfigOpts()
         opts.register_opts(conf)
         conf([], default_config_files=[])
@@ -65,6 +73,8 @@ class Story:
                           opts.GROUP)
         conf.set_override('network_dir', net_dir, opts.GROUP)
         conf.set_override('netns', netns, opts.GROUP)
+        for key, value in overrides.items():
+            conf.set_override(key, value, opts.GROUP)
         return conf
 
     def _ping(self, box: sandbox_mod.Sandbox, netns: str,
@@ -72,6 +82,19 @@ class Story:
         result = box.run(netns, ['ping', '-n', '-q', '-c', '2', '-i', '0.2',
                                  '-W', '1', address], check=False)
         return result.returncode == 0
+
+    @staticmethod
+    def _wait_health(mgr: manager_mod.EndpointManager, port_id: str,
+                     wanted: str, timeout: float = 10.0) -> str:
+        """Wait for the watcher to record ``wanted`` as the port's health;
+        returns the health seen last."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = mgr.ledger.get_port(port_id)
+            health = record.health if record is not None else 'gone'
+            if health == wanted or time.monotonic() > deadline:
+                return health
+            time.sleep(0.02)
 
     def _master(self, box: sandbox_mod.Sandbox, netns: str,
                 name: str) -> str | None:
@@ -87,6 +110,11 @@ class Story:
                 try:
                     self._story(box)
                 finally:
+                    if self.watcher is not None:
+                        self.watcher.stop()
+                        self.watcher.close()
+                    if self.ovs is not None:
+                        self.ovs.stop()
                     privsep.stop()
                     privsep.set_netns(None)
                 with self.line.step('Remove the hosts and the lan') as step:
@@ -114,8 +142,23 @@ class Story:
             box.run(lan, ['ip', 'addr', 'add', '198.51.100.1/24', 'dev',
                           'lan0'])
             privsep.start(netns=alpha)
+            networks = {'red': RED, 'blue': BLUE}
+            overrides: dict[str, Any] = {}
+            if not ovs_harness.missing_binaries():
+                # NOTE(vpd): a private Open vSwitch (userspace datapath)
+                # inside alpha, for the green network.
+                self.ovs = ovs_harness.OpenVSwitch(alpha)
+                self.ovs.start()
+                networks['green'] = GREEN
+                overrides = {'ovsdb_socket': self.ovs.db_sock,
+                             'ovs_datapath_type': 'netdev',
+                             'ovs_apply_wait': 10.0}
             mgr = manager_mod.EndpointManager(
-                self._conf('alpha', alpha, {'red': RED, 'blue': BLUE}))
+                self._conf('alpha', alpha, networks, **overrides))
+            # NOTE(vpd): the watcher listens to alpha's rtnetlink events
+            # and heals ports when host interfaces come back.
+            self.watcher = watcher_mod.Watcher(mgr)
+            self.watcher.start()
             s.details.update(host=alpha, lan=lan)
 
         with line.step('Ask what alpha offers') as s:
@@ -194,20 +237,45 @@ class Story:
 
         with line.step("Blue's lower device disappears") as s:
             box.run(alpha, ['ip', 'link', 'set', 'uplink0', 'netns', lan])
+            health = self._wait_health(mgr, port.port_id, 'degraded')
             reached = self._ping(box, lan, '198.51.100.10')
-            line.say('uplink0 gone, its macvlan with it; ping: %s' % (
-                'answered' if reached else 'lost, as it must be'))
-            s.details['reached_while_gone'] = reached
+            line.say('uplink0 gone, its macvlan with it; the watcher marks '
+                     'the port %s; ping: %s' % (
+                         health, 'answered' if reached
+                         else 'lost, as it must be'))
+            s.details.update(health=health, reached_while_gone=reached)
 
         with line.step('It comes back: blue heals') as s:
             box.run(lan, ['ip', 'link', 'set', 'uplink0', 'netns', alpha])
+            started = time.monotonic()
             box.run(alpha, ['ip', 'link', 'set', 'uplink0', 'up'])
-            mgr.restore(['blue'])
+            health = self._wait_health(mgr, port.port_id, 'ok')
+            s.details['heal_seconds'] = time.monotonic() - started
             reached = self._ping(box, lan, '198.51.100.10')
-            line.say('macvlan rebuilt on uplink0; ping from the lan: %s' % (
-                'answered' if reached else 'LOST'))
-            if not reached:
+            line.say('the watcher saw uplink0 return and rebuilt the '
+                     'macvlan in %.0f ms (port %s); ping from the lan: %s'
+                     % (s.details['heal_seconds'] * 1000, health,
+                        'answered' if reached else 'LOST'))
+            if not reached or health != 'ok':
                 raise RuntimeError('blue did not heal')
+
+        if self.ovs is not None:
+            with line.step('Move the cable to green (Open vSwitch)') as s:
+                mgr.connect(port.port_id, 'green')
+                box.run(alpha, ['ip', 'addr', 'add', '198.51.100.3/24',
+                                'dev', 'br-green'])
+                box.run(alpha, ['ip', 'link', 'set', 'br-green', 'up'])
+                ids = self.ovs.vsctl('get', 'Interface', tap,
+                                     'external_ids').strip()
+                reached = self._ping(box, alpha, '198.51.100.10')
+                line.say('tap %s is an OVS port (%s); ping from br-green: '
+                         '%s' % (tap, ids, 'answered' if reached
+                                 else 'LOST'))
+                s.details['external_ids'] = ids
+                if not reached:
+                    raise RuntimeError('no traffic on green')
+        else:
+            line.say('Open vSwitch is not installed: green is skipped')
 
         with line.step('Request blue on host beta (CLI)') as s:
             beta = box.namespace('beta')

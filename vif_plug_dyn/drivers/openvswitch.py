@@ -85,6 +85,18 @@ class OpenVSwitchDriver(base.NetworkDriver):
         if not remaining and not self.db.list_ports(bridge):
             self.db.del_bridge(bridge, wait=self._wait)
 
+    def _port(self, endpoint: endpoints.Endpoint,
+              network: networks.Network) -> ports.Port:
+        """The port of an endpoint on ``network``, with the guest the
+        ledger records (for ``vm-uuid``)."""
+        record = self.context.ledger.get_port(endpoint.port_id)
+        # NOTE(vpd): the tap keeps the name it was built with, which is
+        # not always the one derived from the port id (Port.tap).
+        return ports.Port(port_id=endpoint.port_id, mac=endpoint.mac,
+                          network=network.name, tap=taps.tap_of(endpoint),
+                          vm_uuid=(record.port.vm_uuid if record is not None
+                                   else None))
+
     @staticmethod
     def _port_spec(port: ports.Port) -> ovsdb.PortSpec:
         external_ids = {'iface-id': port.port_id, 'attached-mac': port.mac,
@@ -165,10 +177,7 @@ class OpenVSwitchDriver(base.NetworkDriver):
             raise exception.OperationNotSupported(
                 operation='connect', by=self.name,
                 reason='a %s endpoint has no tap' % endpoint.type)
-        # NOTE(vpd): the tap keeps the name it was built with, which is
-        # not always the one derived from the port id (Port.tap).
-        port = ports.Port(port_id=endpoint.port_id, mac=endpoint.mac,
-                          network=network.name, tap=tap)
+        port = self._port(endpoint, network)
         with self._lock:
             self._ensure_bridge(network)
             self.db.add_ports(str(network.bridge), [self._port_spec(port)],
@@ -206,8 +215,8 @@ class OpenVSwitchDriver(base.NetworkDriver):
             unwanted = [e.tap for e in mine if e.port_id not in plugged and
                         e.tap in on_bridge]
             if wanted:
-                self.db.add_ports(bridge, [self._port_spec(taps.port_of(e))
-                                           for e in wanted],
+                self.db.add_ports(bridge, [self._port_spec(
+                    self._port(e, network)) for e in wanted],
                                   tag=network.vlan, wait=self._wait)
             if unwanted:
                 self.db.del_ports(bridge, unwanted, wait=self._wait)

@@ -73,6 +73,8 @@ def test_ports_appear_with_external_ids(switch, manager):
     assert endpoint.tap in fixtures.links(ns)
     manager.connect(port.port_id)
     assert ovs.vsctl('list-ports', 'br-green').split() == [endpoint.tap]
+    ids = ovs.vsctl('get', 'Interface', endpoint.tap, 'external_ids')
+    assert 'vm-uuid="%s"' % port.vm_uuid in ids
     manager.release_endpoint(port.port_id)
     assert endpoint.tap not in fixtures.links(ns)
     # The library made br-green; with its last port it is gone.
