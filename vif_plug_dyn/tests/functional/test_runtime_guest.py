@@ -18,6 +18,7 @@ import pytest
 from vif_plug_dyn import manager as manager_mod
 from vif_plug_dyn import opts
 from vif_plug_dyn import ports
+from vif_plug_dyn.runtime import watcher as watcher_mod
 from vif_plug_dyn.tests.functional import fixtures
 from vif_plug_dyn.tests.functional.harness import libvirtd as lvh
 from vif_plug_dyn.tests.functional.harness.netns import NetNamespace
@@ -55,6 +56,7 @@ def world(tmp_path_factory):
             conf.set_override('uri', lv.uri, opts.LIBVIRT_GROUP)
             adapter = adapter_mod.LibvirtAdapter(conf)
             mgr = manager_mod.EndpointManager(conf, hypervisor=adapter)
+            watcher = watcher_mod.Watcher(mgr)
             vm = str(uuid.uuid4())
             port = ports.Port(port_id=str(uuid.uuid4()), mac=MAC,
                               network='red', vm_uuid=vm)
@@ -69,8 +71,11 @@ def world(tmp_path_factory):
                                   endpoint=endpoint)
             try:
                 assert guest.wait_ready(timeout=90) == 1
+                watcher.start()
                 yield world
             finally:
+                watcher.stop()
+                watcher.close()
                 mgr.release_endpoint(port.port_id)
                 mgr.close()
                 adapter.close()
@@ -123,4 +128,21 @@ def test_unplugged_guest_loses_carrier_keeps_nic(world):
     assert _pci_address(world) == world.pci
     world.mgr.connect(world.port.port_id)
     assert world.guest.wait_carrier(MAC, True), world.guest.lines
+    assert world.guest.ping('198.51.100.1', count=3).ok
+
+
+def test_lower_device_lost_and_back_without_hot_unplug(world):
+    """The watcher drops the guest's link when blue's lower device goes
+    and rebuilds the host side when it returns; the guest keeps its NIC."""
+    world.host.run(['ip', 'link', 'set', 'up0', 'netns', world.lan.name])
+    assert world.guest.wait_carrier(MAC, False), world.guest.lines
+    assert world.mgr.ledger.get_port(world.port.port_id).health == \
+        'degraded'
+    world.lan.run(['ip', 'link', 'set', 'up0', 'netns', world.host.name])
+    world.host.run(['ip', 'link', 'set', 'up0', 'up'])
+    assert world.guest.wait_carrier(MAC, True), world.guest.lines
+    assert world.mgr.ledger.get_port(world.port.port_id).health == 'ok'
+    assert fixtures.links(world.host)[world.port.macvlan_name]['link'] == \
+        'up0'
+    assert _pci_address(world) == world.pci
     assert world.guest.ping('198.51.100.1', count=3).ok
