@@ -134,12 +134,13 @@ class EndpointManager:
         built: list[tuple[base.NetworkDriver, networks.Network,
                           list[endpoints.Endpoint]]] = []
         with self._port_locks(ids):
+            known = self.ledger.get_ports(ids)
             try:
                 for name, group in by_network.items():
                     network = targets[name]
                     new = []
                     for request in group:
-                        record = self.ledger.get_port(request.port.port_id)
+                        record = known.get(request.port.port_id)
                         if record is None:
                             new.append(request)
                         else:
@@ -163,9 +164,7 @@ class EndpointManager:
             driver.check_request(request, network)
         cable = ledger_mod.PLUGGED if connected else ledger_mod.UNPLUGGED
         ids = [r.port.port_id for r in requests]
-        with self.ledger.transaction():
-            for request in requests:
-                self.ledger.begin_port(request, cable)
+        self.ledger.begin_ports(requests, cable)
         try:
             made = driver.create_endpoints(requests, network, endpoint_type,
                                            connected)
@@ -174,10 +173,7 @@ class EndpointManager:
             # ports and their allocations so a retry starts clean.
             self.ledger.delete_ports(ids)
             raise
-        with self.ledger.transaction():
-            for endpoint in made:
-                self.ledger.update_port(endpoint.port_id, endpoint=endpoint,
-                                        state=ledger_mod.ACTIVE)
+        self.ledger.activate_ports(made)
         LOG.info('%(count)d %(type)s endpoint(s) on network %(network)s '
                  '(cable %(cable)s): %(ports)s',
                  {'count': len(made), 'type': endpoint_type,
@@ -229,8 +225,9 @@ class EndpointManager:
         unknown ports are skipped."""
         with self._port_locks(port_ids):
             by_network: dict[str, list[endpoints.Endpoint]] = {}
-            records = [r for r in map(self.ledger.get_port, port_ids)
-                       if r is not None]
+            known = self.ledger.get_ports(list(port_ids))
+            records = [known[p] for p in dict.fromkeys(port_ids)
+                       if p in known]
             for record in records:
                 if record.endpoint is not None:
                     by_network.setdefault(record.network, []).append(

@@ -79,8 +79,7 @@ class OpenVSwitchDriver(base.NetworkDriver):
                 self.db.bridge_external_ids(bridge).get(OWNER_KEY) != \
                 network.name:
             return
-        remaining = {r.port.port_id for r in
-                     self.context.ledger.list_ports(network.name)} - leaving
+        remaining = self.context.ledger.port_ids(network.name) - leaving
         if not remaining and not self.db.list_ports(bridge):
             self.db.del_bridge(bridge, wait=self._wait)
 

@@ -191,3 +191,38 @@ def test_survives_kill_mid_write(tmp_path, delay):
     owners = {p for holders in allocations.values() for p in holders}
     assert owners == {r.port.port_id for r in records}
     assert {d.port_id for d in devices} == owners
+
+
+def test_batch_port_lifecycle(ledger):
+    from vif_plug_dyn import endpoints
+    # More than one IN (...) chunk.
+    requests = [_request() for _ in range(1203)]
+    ids = [r.port.port_id for r in requests]
+    ledger.begin_ports(requests, ledger_mod.PLUGGED)
+    got = ledger.get_ports(ids + [str(uuid.uuid4())])
+    assert set(got) == set(ids)
+    assert {r.state for r in got.values()} == {ledger_mod.BUILDING}
+    assert ledger.port_ids('red') == set(ids)
+    assert ledger.port_ids('blue') == set()
+    # One already recorded port refuses the whole batch.
+    extra = _request()
+    with pytest.raises(exception.PortConflict) as err:
+        ledger.begin_ports([extra, requests[700]], ledger_mod.PLUGGED)
+    assert err.value.kwargs['port_id'] == ids[700]
+    assert ledger.get_port(extra.port.port_id) is None
+    made = [endpoints.EthernetEndpoint(port_id=i, network='red',
+                                       mac='52:54:00:00:00:01', tap='t%d' % n)
+            for n, i in enumerate(ids)]
+    ledger.activate_ports(made)
+    got = ledger.get_ports(ids)
+    assert {r.state for r in got.values()} == {ledger_mod.ACTIVE}
+    assert got[ids[5]].endpoint == made[5]
+    # An unknown port refuses the whole activation.
+    ghost = made[0].replace(port_id=str(uuid.uuid4()))
+    with pytest.raises(exception.PortNotFound):
+        ledger.activate_ports([made[1].replace(tap='other'), ghost])
+    assert ledger.get_port(ids[1]).endpoint == made[1]
+    ledger.record_devices([ledger_mod.DeviceRecord('t%d' % n, 'tap', i, 'red')
+                           for n, i in enumerate(ids)])
+    assert len(ledger.devices_of(ids[:600])) == 600
+    assert ledger.devices_of([]) == []
