@@ -226,3 +226,33 @@ def test_batch_port_lifecycle(ledger):
                            for n, i in enumerate(ids)])
     assert len(ledger.devices_of(ids[:600])) == 600
     assert ledger.devices_of([]) == []
+
+
+def test_allocate_many_matches_allocate_one_by_one(tmp_path):
+    pool = [('eth1', 3), ('eth2', 2), ('eth3', None)]
+    one = ledger_mod.Ledger(str(tmp_path / 'one'))
+    many = ledger_mod.Ledger(str(tmp_path / 'many'))
+    requests = [_request() for _ in range(9)]
+    for led in (one, many):
+        led.begin_ports(requests, ledger_mod.PLUGGED)
+    # A port already holding a resource keeps it, in both.
+    first = requests[0].port.port_id
+    assert one.allocate('red', first, pool) == \
+        many.allocate('red', first, pool) == 'eth1'
+    wanted = [r.port.port_id for r in requests]
+    singles = [one.allocate('red', p, pool) for p in wanted]
+    assert many.allocate_many('red', [(p, pool) for p in wanted]) == singles
+    assert one.allocations() == many.allocations()
+    many.release_many(wanted[:4], 'red')
+    assert sum(len(v) for v in many.allocations().values()) == 5
+    one.close()
+    many.close()
+
+
+def test_allocate_many_is_all_or_nothing(ledger):
+    requests = [_request() for _ in range(3)]
+    ledger.begin_ports(requests, ledger_mod.PLUGGED)
+    with pytest.raises(exception.PoolExhausted):
+        ledger.allocate_many('red', [(r.port.port_id, [('eth1', 2)])
+                                     for r in requests])
+    assert ledger.allocations() == {}
