@@ -158,7 +158,10 @@ class Kind:
         return took
 
     def count_links(self, kind: str) -> int:
-        return len(self.host.list_links(kind=kind))
+        """Devices of ``kind`` the ports own (Open vSwitch's own
+        internal devices are taps too)."""
+        return sum(1 for link in self.host.list_links(kind=kind)
+                   if link['owned'])
 
     # -- phases ------------------------------------------------------------
 
