@@ -93,19 +93,18 @@ class DirectDriver(base.NetworkDriver):
             lowers = ledger.allocate_many(
                 network.name, [(r.port.port_id, pool) for r in requests])
             if steered:
-                batch: list[dict[str, Any]] = []
+                batch: list[dict[str, Any]] = [
+                    taps.create_tap_op(r, network) for r in requests]
                 records = taps.tap_records(requests, network)
-                for request, lower in zip(requests, lowers, strict=True):
-                    batch.append(taps.create_tap_op(request, network))
-                    if connect and lower in present:
-                        batch += self._steer_ops(request.port, network,
-                                                 lower)
-                        # NOTE(vpd): only macvlans that are made are
-                        # recorded: the ledger must never claim a device
-                        # the host does not have (reconcile and leak
-                        # checks compare the two).
-                        records.append(self._macvlan_record(request.port,
-                                                            network))
+                steer = [(r.port, lower) for r, lower in
+                         zip(requests, lowers, strict=True)
+                         if connect and lower in present]
+                batch += self._steer_batch(network, steer)
+                # NOTE(vpd): only macvlans that are made are recorded: the
+                # ledger must never claim a device the host does not have
+                # (reconcile and leak checks compare the two).
+                records += [self._macvlan_record(port, network)
+                            for port, _lower in steer]
                 taps.build(self.host, ledger, batch, records)
         except BaseException:
             ledger.release_many([r.port.port_id for r in requests],
@@ -140,14 +139,30 @@ class DirectDriver(base.NetworkDriver):
                                        port.port_id, network.name)
 
     @staticmethod
-    def _steer_ops(port: ports.Port, network: networks.Network,
-                   lower: str) -> list[dict[str, Any]]:
-        """Make the port's macvlan on ``lower`` and steer its tap to it."""
+    def _steer_batch(network: networks.Network,
+                     steer: list[tuple[ports.Port, str]]
+                     ) -> list[dict[str, Any]]:
+        """Make each port's macvlan on its lower device and steer its tap
+        to it.
+
+        NOTE(vpd): every macvlan first, then every redirect: a redirect
+        needs the ifindex of a device made in the same batch, and the
+        helper learns all of them in one round once the creations are
+        sent, instead of waiting for the kernel once per port.
+        """
         return [ops.create_macvlan(port.macvlan_name, lower,
                                    mode=str(network.mode),
                                    mac=port.mac, mtu=network.mtu, up=True,
-                                   tag=port.port_id),
-                ops.redirect(port.tap_name, port.macvlan_name)]
+                                   tag=port.port_id)
+                for port, lower in steer] + [
+            ops.redirect(port.tap_name, port.macvlan_name)
+            for port, _lower in steer]
+
+    @classmethod
+    def _steer_ops(cls, port: ports.Port, network: networks.Network,
+                   lower: str) -> list[dict[str, Any]]:
+        """Make the port's macvlan on ``lower`` and steer its tap to it."""
+        return cls._steer_batch(network, [(port, lower)])
 
     def delete_endpoints(self, endpoints_: list[endpoints.Endpoint],
                          network: networks.Network) -> None:
@@ -239,6 +254,7 @@ class DirectDriver(base.NetworkDriver):
         batch = taps.missing_tap_ops(steered, network, present, None,
                                      plugged)
         records = []
+        steer: list[tuple[ports.Port, str]] = []
         for endpoint in steered:
             port = taps.port_of(endpoint)
             lower = self.context.ledger.allocation(endpoint.port_id,
@@ -255,9 +271,9 @@ class DirectDriver(base.NetworkDriver):
                     # tap's side was lost.
                     batch.append(ops.redirect(port.tap_name, macvlan))
                 else:
-                    batch += self._steer_ops(port, network, str(lower))
-                    records.append(ledger_mod.DeviceRecord(
-                        macvlan, MACVLAN, endpoint.port_id, network.name))
+                    steer.append((port, str(lower)))
+                    records.append(self._macvlan_record(port, network))
+        batch += self._steer_batch(network, steer)
         if batch:
             self.host.run(batch)
             self.context.ledger.record_devices(records)

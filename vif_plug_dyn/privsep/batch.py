@@ -116,6 +116,7 @@ class Batch:
         self.links: dict[str, Link | None] = {}
         self.results: list[dict[str, Any]] = []
         self.created: list[str] = []
+        self.created_names: set[str] = set()
         self.op_created: dict[int, list[str]] = {}
         self.undoable: dict[int, bool] = {}
         self.nodes: dict[str, tuple[int, int]] = {}
@@ -250,6 +251,7 @@ class Batch:
         if i is None:
             return
         self.created.append(name)
+        self.created_names.add(name)
         self.op_created.setdefault(i, []).append(name)
 
     def _prefetch(self, ops: list[dict[str, Any]]) -> None:
@@ -318,7 +320,7 @@ class Batch:
 
     def _store(self, name: str, info: dict[str, Any]) -> None:
         owned, _tag = ops_mod.parse_alias(info['alias'])
-        created = name in self.created
+        created = name in self.created_names
         self.links[name] = Link(
             name=name, index=info['index'], owned=owned or created,
             created=created, group=info['group'])
@@ -366,10 +368,32 @@ class Batch:
         link = self.existing(name)
         if link.index is None:
             self.flush_checked()
-            self.links.pop(name, None)
+            self._resolve_pending(name)
             link = self.existing(name)
         assert link.index is not None
         return link.index
+
+    def _resolve_pending(self, name: str) -> None:
+        """Learn the ifindex of every device the batch has made but not
+        looked up yet, ``name`` included, in one round.
+
+        NOTE(vpd): one round trip per device made steering 1000 ports
+        (macvlan created, then its index needed by the tc requests) wait
+        for the kernel 1000 times, four times slower than ``ip -batch`` +
+        ``tc -batch``. Asked for one, the batch learns them all: with the
+        creations first and the redirects after them, a batch waits once.
+        """
+        pending = [n for n, link in self.links.items()
+                   if link is not None and link.created and
+                   link.index is None]
+        if name not in pending:
+            pending.append(name)
+        for pending_name in pending:
+            self.links.pop(pending_name, None)
+        if len(pending) > DUMP_THRESHOLD:
+            self._dump(set(pending))
+        else:
+            self._lookup(pending)
 
     def require_absent(self, name: str, operation: str) -> None:
         """Refuse to create over an existing name.

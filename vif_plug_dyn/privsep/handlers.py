@@ -235,8 +235,10 @@ def redirect(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     b.owned(peer, 'redirect')
     ends = ((name, b.index_of(name)), (peer, b.index_of(peer)))
     for dev, index in ends:
-        b.send(i, 'del_qdisc', dev, functools.partial(
-            tc.del_qdisc, index=index, kind=kind), _NO_QDISC_OK)
+        if not b.made_here(dev):
+            # NOTE(vpd): only an older device can hold a qdisc to replace.
+            b.send(i, 'del_qdisc', dev, functools.partial(
+                tc.del_qdisc, index=index, kind=kind), _NO_QDISC_OK)
         b.send(i, 'add_qdisc', dev, functools.partial(
             tc.add_qdisc, index=index, kind=kind))
     for (dev, src), (_other, dst) in zip(ends, ends[::-1], strict=True):

@@ -308,6 +308,35 @@ class TestBestEffort:
 
 
 class TestRedirect:
+    def test_steering_devices_made_in_the_batch(self, kernel):
+        """Creations first, redirects after: the batch learns every new
+        ifindex in one round and replaces no qdisc on a new device."""
+        kernel.add('eth0', kind='veth')
+        count = 40
+        batch = [ops.create_tap('tap%d' % n) for n in range(count)]
+        batch += [ops.create_macvlan('mv%d' % n, 'eth0')
+                  for n in range(count)]
+        batch += [ops.redirect('tap%d' % n, 'mv%d' % n)
+                  for n in range(count)]
+        dumps_before = len(kernel.dumps)
+        results = run(kernel, batch)
+        assert set(statuses(results)) == {'ok'}
+        assert kernel.sent('delqdisc') == []
+        assert len(kernel.sent('newqdisc')) == 2 * count
+        assert len(kernel.sent('newfilter')) == 2 * count
+        # One dump before the batch, one to learn every new index.
+        assert len(kernel.dumps) - dumps_before == 2
+        assert kernel.sent('getlink') == []
+        pairs = set()
+        for msg in kernel.sent('newfilter'):
+            act = msg.get_attr('TCA_OPTIONS').get_attr(
+                'TCA_U32_ACT').get_attr('TCA_ACT_PRIO_1')
+            pairs.add((msg['index'], act.get_attr('TCA_ACT_OPTIONS')
+                       .get_attr('TCA_MIRRED_PARMS')['ifindex']))
+        tap, mv = kernel.links['tap7'], kernel.links['mv7']
+        assert (tap.index, mv.index) in pairs and \
+            (mv.index, tap.index) in pairs
+
     def test_both_directions(self, kernel):
         tap = kernel.add('tap0', kind='tun', alias=OURS)
         mv = kernel.add('mv0', kind='macvlan', alias=OURS)
