@@ -119,9 +119,11 @@ class EndpointManager:
         :returns: the endpoints, in the order of ``ports_``.
         :raises InvalidField: a port id is listed twice.
         """
+        accepted = endpoints.endpoint_types(accepted_types, 'accepted_types')
+        extra = _options(options)
         requests = [ports.EndpointRequest(
-            port=port, accepted_types=tuple(accepted_types),
-            options=dict(options or {})) for port in ports_]
+            port=port, accepted_types=accepted, options=extra)
+            for port in _ports(ports_)]
         ids = [r.port.port_id for r in requests]
         if len(set(ids)) != len(ids):
             raise exception.InvalidField(field='ports', value=ids,
@@ -217,12 +219,19 @@ class EndpointManager:
 
     def release_endpoint(self, port_id: str) -> None:
         """Remove a port's endpoint and forget the port; a no-op when the
-        port is unknown."""
+        port is unknown.
+
+        :raises InvalidField: ``port_id`` is not a UUID.
+        """
         self.release_endpoints([port_id])
 
     def release_endpoints(self, port_ids: list[str]) -> None:
         """Remove many ports' endpoints, one driver batch per network;
-        unknown ports are skipped."""
+        unknown ports are skipped.
+
+        :raises InvalidField: not a list of UUIDs.
+        """
+        port_ids = _port_ids(port_ids)
         with self._port_locks(port_ids):
             by_network: dict[str, list[endpoints.Endpoint]] = {}
             known = self.ledger.get_ports(list(port_ids))
@@ -247,7 +256,7 @@ class EndpointManager:
 
         :raises PortNotFound: no endpoint for that port.
         """
-        record = self.ledger.get_port(port_id)
+        record = self.ledger.get_port(_port_id(port_id))
         if record is None or record.endpoint is None:
             raise exception.PortNotFound(port_id=port_id)
         return record.endpoint
@@ -273,7 +282,11 @@ class EndpointManager:
         :raises PortNotFound: no endpoint for that port.
         :raises NetworkNotFound: the target network is not defined.
         :raises OperationNotSupported: a driver has no runtime cable.
+        :raises InvalidField: a malformed port id or network name.
         """
+        port_id = _port_id(port_id)
+        if network is not None:
+            validate.network_name(network)
         with self._port_locks([port_id]):
             record = self._active(port_id)
             assert record.endpoint is not None
@@ -313,6 +326,7 @@ class EndpointManager:
 
         :raises PortNotFound: no endpoint for that port.
         """
+        port_id = _port_id(port_id)
         with self._port_locks([port_id]):
             record = self._active(port_id)
             assert record.endpoint is not None
@@ -335,6 +349,7 @@ class EndpointManager:
         :raises PortNotFound: no endpoint for that port.
         """
         validate.one_of(state, 'link', ('up', 'down', ledger_mod.FOLLOW))
+        port_id = _port_id(port_id)
         with self._port_locks([port_id]):
             self._active(port_id)
             record = self.ledger.update_port(port_id, link=state)
@@ -355,7 +370,7 @@ class EndpointManager:
              options: dict[str, str] | None = None) -> endpoints.Endpoint:
         """Make ``port`` work on ``port.network``: build its endpoint if
         needed and plug its cable there (moving it if it is elsewhere)."""
-        record = self.ledger.get_port(port.port_id)
+        record = self.ledger.get_port(_port(port).port_id)
         if record is None:
             return self.request_endpoint(port, accepted_types, options)
         return self.connect(port.port_id, port.network)
@@ -475,3 +490,45 @@ class EndpointManager:
     def close(self) -> None:
         """Release this thread's ledger connection."""
         self.ledger.close()
+
+
+# -- input checks at the public boundary ------------------------------------
+# NOTE(vpd): the public API promises that only VifPlugDynException
+# subclasses escape; a caller's wrong type must become InvalidField here,
+# not a TypeError deep in the ledger or a lock table (found by fuzzing).
+
+def _port_id(value: Any, field: str = 'port_id') -> str:
+    return validate.uuid(value, field)
+
+
+def _port_ids(values: Any, field: str = 'port_ids') -> list[str]:
+    if isinstance(values, (str, bytes)) or not isinstance(
+            values, (list, tuple)):
+        raise exception.InvalidField(field=field, value=values,
+                                     reason='must be a list of port ids')
+    return [_port_id(v, '%s[%d]' % (field, i)) for i, v in enumerate(values)]
+
+
+def _ports(values: Any) -> list[ports.Port]:
+    if not isinstance(values, (list, tuple)):
+        raise exception.InvalidField(field='ports', value=values,
+                                     reason='must be a list of Port')
+    for i, value in enumerate(values):
+        _port(value, 'ports[%d]' % i)
+    return list(values)
+
+
+def _port(value: Any, field: str = 'port') -> ports.Port:
+    if not isinstance(value, ports.Port):
+        raise exception.InvalidField(field=field, value=value,
+                                     reason='must be a Port')
+    return value
+
+
+def _options(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise exception.InvalidField(field='options', value=value,
+                                     reason='must be a dict of strings')
+    return dict(value)
