@@ -158,3 +158,30 @@ def _from_json(value: Any) -> Any:
 def set_normalised(obj: Any, field: str, value: Any) -> None:
     """Store a normalised value on a frozen dataclass during validation."""
     object.__setattr__(obj, field, value)
+
+
+def require_instance(value: Any, field: str, cls: type) -> Any:
+    """Refuse a nested value of the wrong type.
+
+    NOTE(vpd): a primitive read from the ledger or an RPC peer can hold
+    anything where an object is expected; a check here turns what would be
+    an AttributeError deep in a validator into InvalidField.
+
+    :raises InvalidField: ``value`` is not a ``cls``.
+    """
+    if not isinstance(value, cls):
+        raise exception.InvalidField(field=field, value=value,
+                                     reason='must be a %s' % cls.__name__)
+    return value
+
+
+def require_sequence(value: Any, field: str) -> tuple[Any, ...]:
+    """Return ``value`` (a list or tuple) as a tuple.
+
+    :raises InvalidField: not a list or tuple.
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value,
+                                                         (list, tuple)):
+        raise exception.InvalidField(field=field, value=value,
+                                     reason='must be a list')
+    return tuple(value)

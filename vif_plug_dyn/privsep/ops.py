@@ -499,7 +499,14 @@ def delete(names: Iterable[str] | str,
     :param missing_ok: a device already gone is not an error.
     :raises InvalidField: a bad or repeated name.
     """
-    listed = [names] if isinstance(names, str) else list(names)
+    if isinstance(names, str):
+        listed: Any = [names]
+    elif isinstance(names, (list, tuple, set, frozenset)):
+        listed = list(names)
+    else:
+        # NOTE(vpd): the validator names what is wrong; list() of an
+        # arbitrary object could raise anything, or loop for ever.
+        listed = names
     return _build('delete', names=listed, missing_ok=missing_ok)
 
 
