@@ -18,11 +18,13 @@ each; WAL journaling lets readers in other processes go on meanwhile.
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +41,9 @@ DEGRADED = 'degraded'
 WAITING = 'waiting'
 #: Guest link state follows the cable (else ``up`` or ``down`` is forced).
 FOLLOW = 'follow'
+
+#: Cross-process port lock files (see :meth:`Ledger.port_locks`).
+LOCK_STRIPES = 64
 
 _SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -143,8 +148,9 @@ class Ledger:
         self.path = os.path.join(state_path, 'ledger.sqlite3')
         self.timeout = timeout
         self._local = threading.local()
+        self._lock_dir = os.path.join(state_path, 'locks')
         try:
-            os.makedirs(state_path, mode=0o700, exist_ok=True)
+            os.makedirs(self._lock_dir, mode=0o700, exist_ok=True)
             with self.transaction() as db:
                 db.executescript_in_tx(_SCHEMA)
                 row = db.execute("SELECT value FROM meta WHERE key = "
@@ -206,6 +212,56 @@ class Ledger:
             if outer and conn.in_transaction:
                 conn.execute('ROLLBACK')
             raise
+
+    @contextlib.contextmanager
+    def port_locks(self, port_ids: list[str] | None) -> Iterator[None]:
+        """Hold the cross-process locks of some ports (``None``: all).
+
+        NOTE(vpd): a process's own locks cannot stop another process
+        releasing a port this one is connecting, or removing as a leak a
+        device this one has just made. Ports hash onto
+        :data:`LOCK_STRIPES` lock files (``<state_path>/locks/NN``), taken
+        with ``flock`` in order, each on its own open file so that threads
+        exclude each other too; a killed process's locks go with it.
+
+        :raises LedgerError: a lock is still held after the timeout.
+        """
+        stripes = (range(LOCK_STRIPES) if port_ids is None else
+                   sorted({zlib.crc32(p.encode('utf-8', 'replace')) %
+                           LOCK_STRIPES for p in port_ids}))
+        fds: list[int] = []
+        try:
+            for stripe in stripes:
+                fds.append(self._lock_stripe(stripe))
+            yield
+        finally:
+            for fd in reversed(fds):
+                os.close(fd)
+
+    def _lock_stripe(self, stripe: int) -> int:
+        path = os.path.join(self._lock_dir, '%02d' % stripe)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise exception.LedgerError(path=path, reason=str(exc)) from None
+        deadline = time.monotonic() + self.timeout
+        pause = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise exception.LedgerError(
+                        path=path, reason='port lock still held after %s s'
+                                          % self.timeout) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
+            except OSError as exc:
+                os.close(fd)
+                raise exception.LedgerError(path=path,
+                                            reason=str(exc)) from None
 
     def close(self) -> None:
         """Close this thread's connection."""

@@ -63,16 +63,20 @@ class EndpointManager:
         self._locks_guard = threading.Lock()
 
     @contextlib.contextmanager
-    def _port_locks(self, port_ids: list[str]) -> Iterator[None]:
+    def _port_locks(self, port_ids: list[str] | None) -> Iterator[None]:
         # NOTE(vpd): one lock per port serialises operations on a port
-        # within this process; the ledger's 'building' state does the same
-        # across processes. Taking them in sorted order keeps two batches
-        # that share ports from deadlocking.
+        # within this process, the ledger's lock files across processes
+        # (None: every port). Each kind is taken in sorted order, the
+        # thread locks first, so two batches sharing ports cannot
+        # deadlock.
         with self._locks_guard:
-            locks = [self._locks[p] for p in sorted(set(port_ids))]
+            locks = ([] if port_ids is None else
+                     [self._locks[p] for p in sorted(set(port_ids))])
         with contextlib.ExitStack() as stack:
             for lock in locks:
                 stack.enter_context(lock)
+            stack.enter_context(self.ledger.port_locks(
+                None if port_ids is None else list(port_ids)))
             yield
 
     # -- endpoints --------------------------------------------------------
@@ -175,7 +179,13 @@ class EndpointManager:
             # ports and their allocations so a retry starts clean.
             self.ledger.delete_ports(ids)
             raise
-        self.ledger.activate_ports(made)
+        try:
+            self.ledger.activate_ports(made)
+        except BaseException:
+            # NOTE(vpd): built but not recorded: take it down again rather
+            # than leave devices the ledger does not know.
+            self._undo(driver, network, made)
+            raise
         LOG.info('%(count)d %(type)s endpoint(s) on network %(network)s '
                  '(cable %(cable)s): %(ports)s',
                  {'count': len(made), 'type': endpoint_type,
@@ -237,6 +247,16 @@ class EndpointManager:
             known = self.ledger.get_ports(list(port_ids))
             records = [known[p] for p in dict.fromkeys(port_ids)
                        if p in known]
+            building = [r.port.port_id for r in records
+                        if r.state == ledger_mod.BUILDING]
+            if building:
+                # NOTE(vpd): another process is building it (or crashed
+                # doing so): forgetting it here would leave that
+                # process's devices unrecorded.
+                raise exception.PortConflict(
+                    port_id=building[0], reason='its endpoint is still '
+                    'being built (by another process, or left by a crash: '
+                    'reconcile() clears it)')
             for record in records:
                 if record.endpoint is not None:
                     by_network.setdefault(record.network, []).append(
@@ -424,9 +444,15 @@ class EndpointManager:
         forgotten = []
         for record in self.ledger.list_ports():
             if record.state == ledger_mod.BUILDING:
-                with self._port_locks([record.port.port_id]):
-                    self.ledger.delete_port(record.port.port_id)
-                forgotten.append(record.port.port_id)
+                port_id = record.port.port_id
+                with self._port_locks([port_id]):
+                    # NOTE(vpd): under the lock, a port still building is
+                    # one whose builder died (a live one holds the lock).
+                    again = self.ledger.get_port(port_id)
+                    if again is None or again.state != ledger_mod.BUILDING:
+                        continue
+                    self.ledger.delete_port(port_id)
+                forgotten.append(port_id)
         restored = self.restore()
         removed = self.remove_leaks()
         for record in self.ledger.list_ports():
@@ -469,22 +495,25 @@ class EndpointManager:
 
         :returns: the names of the devices removed.
         """
-        records = self.ledger.list_ports()
-        ports_known = {r.port.port_id for r in records}
-        networks_used = {r.network for r in records}
-        leaked = []
-        for link in self.context.host.list_links():
-            tag = link.get('tag')
-            if not link.get('owned') or not tag:
-                continue
-            if tag.startswith('net:'):
-                if tag[4:] not in networks_used:
+        # NOTE(vpd): every port's lock, so that no other thread or
+        # process is between making a device and recording it.
+        with self._port_locks(None):
+            records = self.ledger.list_ports()
+            ports_known = {r.port.port_id for r in records}
+            networks_used = {r.network for r in records}
+            leaked = []
+            for link in self.context.host.list_links():
+                tag = link.get('tag')
+                if not link.get('owned') or not tag:
+                    continue
+                if tag.startswith('net:'):
+                    if tag[4:] not in networks_used:
+                        leaked.append(link['name'])
+                elif tag not in ports_known:
                     leaked.append(link['name'])
-            elif tag not in ports_known:
-                leaked.append(link['name'])
-        if leaked:
-            self.context.host.delete(leaked, missing_ok=True)
-            self.ledger.forget_devices(leaked)
+            if leaked:
+                self.context.host.delete(leaked, missing_ok=True)
+                self.ledger.forget_devices(leaked)
         return leaked
 
     def close(self) -> None:

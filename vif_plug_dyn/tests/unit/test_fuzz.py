@@ -176,7 +176,7 @@ def test_value_objects_raise_only_typed_errors(call):
     typed(cls, **kwargs)
 
 
-# -- primitives (dicts) --------------------------------------------------------
+# -- primitives (dicts) ---------------------------------------------------
 
 def _valid_primitives():
     port = ports.Port(port_id=PORT_IDS[0], mac=fuzzing.GOOD_MACS[0],
@@ -250,7 +250,7 @@ def test_back_level_raises_only_typed_errors(obj, version):
     typed(parsed.to_primitive, version)
 
 
-# -- XML parsers ----------------------------------------------------------------
+# -- XML parsers -----------------------------------------------------------
 
 NETWORK_XML = fuzzing.xml_documents(
     ['name', 'bridge', 'forward', 'interface', 'pf', 'mtu', 'vlan', 'tag',

@@ -256,3 +256,34 @@ def test_allocate_many_is_all_or_nothing(ledger):
         ledger.allocate_many('red', [(r.port.port_id, [('eth1', 2)])
                                      for r in requests])
     assert ledger.allocations() == {}
+
+
+def test_port_locks_exclude_threads_and_time_out(tmp_path):
+    import threading
+    led = ledger_mod.Ledger(str(tmp_path), timeout=0.3)
+    port = str(uuid.uuid4())
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold():
+        with led.port_locks([port]):
+            holding.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    try:
+        assert holding.wait(5)
+        with pytest.raises(exception.LedgerError):
+            with led.port_locks([port]):
+                pass
+        # Every lock (None) includes that port's.
+        with pytest.raises(exception.LedgerError):
+            with led.port_locks(None):
+                pass
+    finally:
+        release.set()
+        worker.join()
+    with led.port_locks(None):
+        pass
+    led.close()
