@@ -42,6 +42,7 @@ from typing import Any
 
 from vif_plug_dyn import exception
 from vif_plug_dyn.privsep import handlers
+from vif_plug_dyn.privsep import journal
 from vif_plug_dyn.privsep import netlink
 from vif_plug_dyn.privsep import nlmsg
 from vif_plug_dyn.privsep import ops as ops_mod
@@ -411,6 +412,46 @@ class Batch:
         if group is not None and self.groups_in_use is not None:
             self.groups_in_use.add(group)
 
+    # -- the creation journal ---------------------------------------------
+
+    @staticmethod
+    def journal(kind: str, name: str) -> None:
+        """Note, before making it, a device this batch is about to make
+        (see :mod:`.journal`)."""
+        journal.JOURNAL.note(kind, name)
+
+    def remove_orphans(self) -> list[str]:
+        """Delete what dead daemons made but never marked as ours: devices
+        their journals list that exist, have the listed kind and no alias.
+
+        :returns: the names deleted.
+        """
+        entries, found = journal.JOURNAL.orphans()
+        if not entries:
+            journal.JOURNAL.done(found)
+            return []
+        for name in {name for _kind, name in entries}:
+            self.sock.queue(functools.partial(nlmsg.getlink, name=name),
+                            _Lookup(name))
+        seen = {}
+        for cookie, err, _text, payload in self.sock.flush():
+            if err or payload is None or not isinstance(cookie, _Lookup):
+                continue
+            seen[cookie.name] = nlmsg.parse_link(payload, 0, len(payload))
+        gone = []
+        for kind, name in dict.fromkeys(entries):
+            info = seen.get(name)
+            if info is None or info['alias'] or info['kind'] != kind:
+                continue
+            index = info['index']
+            self.sock.queue(functools.partial(nlmsg.dellink, index=index),
+                            None)
+            gone.append(name)
+        self.sock.flush()
+        journal.JOURNAL.done(found)
+        self.links.clear()
+        return gone
+
     # -- deletion ------------------------------------------------------------
 
     def delete_links(self, i: int | None, names: list[str],
@@ -586,7 +627,12 @@ def apply(ops: list[dict[str, Any]],
     with LOCK:
         try:
             with netlink.RtnlSocket() as sock:
-                return Batch(sock, stop_on_error).run(ops)
+                batch = Batch(sock, stop_on_error)
+                batch.remove_orphans()
+                try:
+                    return batch.run(ops)
+                finally:
+                    journal.JOURNAL.clear()
         except OSError as exc:
             raise kernel_error('batch', 'netlink socket', exc.errno or 0,
                                exc.strerror)

@@ -53,6 +53,7 @@ def create_tap(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     master_index = None
     if op['master'] is not None:
         master_index = b.index_of(op['master'])
+    b.journal('tun', name)
     try:
         tuntap.create_tap(name, op['multi_queue'], op['owner'],
                           op['owner_group'])
@@ -82,6 +83,8 @@ def _create_netlink(b: 'Batch', i: int, op: dict[str, Any], kind: str,
                     names: tuple[str, ...]) -> None:
     for name in names:
         b.require_absent(name, 'create_' + kind)
+    for name in names:
+        b.journal(kind, name)
     b.send(i, 'newlink', names[0], build, creates=names)
     for name in names:
         b.provisional(name, kind, op['group'])

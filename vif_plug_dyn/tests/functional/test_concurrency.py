@@ -123,9 +123,9 @@ def _run(host, tmp_path, operations):
 
 
 def test_sixteen_threads_short(host, tmp_path):
-    _run(host, tmp_path, 50)
+    print(sorted(_run(host, tmp_path, 50).items()))
 
 
 @pytest.mark.long
 def test_sixteen_threads_full(host, tmp_path):
-    _run(host, tmp_path, 500)
+    print(sorted(_run(host, tmp_path, 500).items()))

@@ -1,11 +1,14 @@
 """The batch engine's logic against a fake kernel (see fake_rtnl)."""
 
 import errno
+import fcntl
+import os
 
 import pytest
 
 from vif_plug_dyn.privsep import batch
 from vif_plug_dyn.privsep import handlers
+from vif_plug_dyn.privsep import netlink
 from vif_plug_dyn.privsep import ops
 from vif_plug_dyn.privsep import tuntap
 from vif_plug_dyn.tests.unit import fake_rtnl
@@ -365,3 +368,53 @@ class TestRedirect:
 
 def test_every_operation_has_a_handler():
     assert set(handlers.HANDLERS) == set(ops.SCHEMAS)
+
+
+def _journal_file(pid, lines):
+    """Another daemon's journal in this namespace."""
+    from vif_plug_dyn.privsep import journal
+    path = os.path.join(journal.JOURNAL_DIR, 'creating-%d-%d' % (
+        os.stat('/proc/self/ns/net').st_ino, pid))
+    os.makedirs(journal.JOURNAL_DIR, exist_ok=True)
+    with open(path, 'w') as handle:
+        handle.write(''.join('%s %s\n' % line for line in lines))
+    return path
+
+
+class TestJournal:
+    def test_a_dead_daemons_unmarked_devices_go_first(self, kernel):
+        path = _journal_file(999999999, [
+            ('tun', 'tapdead'), ('macvlan', 'mvdead'), ('tun', 'tapmarked'),
+            ('tun', 'brwrongkind'), ('tun', 'tapnever')])
+        kernel.add('tapdead', kind='tun')
+        kernel.add('mvdead', kind='macvlan')
+        kernel.add('tapmarked', kind='tun', alias=OURS)
+        kernel.add('brwrongkind', kind='bridge')
+        gone = batch.Batch(kernel, True).remove_orphans()
+        assert sorted(gone) == ['mvdead', 'tapdead']
+        assert 'tapmarked' in kernel.links and 'brwrongkind' in kernel.links
+        # Handled once: the journal is gone.
+        assert not os.path.exists(path)
+        assert batch.Batch(kernel, True).remove_orphans() == []
+
+    def test_a_live_daemons_journal_is_left_alone(self, kernel):
+        path = _journal_file(999999998, [('tun', 'tapbusy')])
+        kernel.add('tapbusy', kind='tun')
+        fd = os.open(path, os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            assert batch.Batch(kernel, True).remove_orphans() == []
+            assert 'tapbusy' in kernel.links and os.path.exists(path)
+        finally:
+            os.close(fd)
+
+    def test_every_batch_ends_with_an_empty_journal(self, kernel,
+                                                    monkeypatch):
+        from vif_plug_dyn.privsep import journal
+        monkeypatch.setattr(netlink, 'RtnlSocket', lambda: kernel)
+        results = batch.apply(ops.validate_batch([ops.create_tap('tapj0'),
+                                                  ops.create_tap('lo')]))
+        assert statuses(results) == ['rolled_back', 'error']
+        assert 'tapj0' not in kernel.links
+        own = journal.JOURNAL._file(*journal.JOURNAL._key)
+        assert os.path.getsize(own) == 0
