@@ -98,6 +98,20 @@ def _u32(value: Any, field: str, low: int = 0,
     return value
 
 
+def _mtu(value: Any, field: str) -> int:
+    # NOTE(vpd): validate.mtu also reads "1500" (XML attributes are text);
+    # across the privileged boundary a number must be a number.
+    if isinstance(value, str):
+        raise _fail(field, value, 'must be an integer')
+    return validate.mtu(value, field)
+
+
+def _vlan_id(value: Any, field: str) -> int:
+    if isinstance(value, str):
+        raise _fail(field, value, 'must be an integer')
+    return validate.vlan(value, field)
+
+
 def _link_group(value: Any, field: str) -> int:
     return _u32(value, field)
 
@@ -115,7 +129,7 @@ def _vf_vlan(value: Any, field: str) -> int:
     # NOTE(vpd): 0 clears the VF's VLAN; otherwise an 802.1Q id.
     if value == 0 and not isinstance(value, bool):
         return 0
-    return validate.vlan(value, field)
+    return _vlan_id(value, field)
 
 
 def _vf_qos(value: Any, field: str) -> int:
@@ -163,7 +177,7 @@ def _ifnames(value: Any, field: str) -> list[str]:
 
 _DEVICE_FIELDS: dict[str, tuple[Validator, Any]] = {
     'name': (validate.ifname, _REQUIRED),
-    'mtu': (validate.mtu, None),
+    'mtu': (_mtu, None),
     'mac': (validate.mac, None),
     'up': (_boolean, True),
     'tag': (check_tag, None),
@@ -193,13 +207,13 @@ SCHEMAS: dict[str, dict[str, tuple[Validator, Any]]] = {
     'create_macvlan': {**_DEVICE_FIELDS, **_LOWER_FIELDS,
                        'mode': (validate.macvtap_mode, 'bridge')},
     'create_vlan': {**_DEVICE_FIELDS, **_LOWER_FIELDS,
-                    'vlan_id': (validate.vlan, _REQUIRED)},
+                    'vlan_id': (_vlan_id, _REQUIRED)},
     'create_bond': {**_DEVICE_FIELDS,
                     'mode': (_bond_mode, 'active-backup'),
                     'miimon': (_miimon, None)},
     'set_link': {'name': (validate.ifname, _REQUIRED),
                  'up': (_boolean, None),
-                 'mtu': (validate.mtu, None),
+                 'mtu': (_mtu, None),
                  'mac': (validate.mac, None),
                  'master': (validate.ifname, None),
                  'nomaster': (_boolean, False),
