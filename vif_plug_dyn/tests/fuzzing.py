@@ -20,6 +20,8 @@ from hypothesis import HealthCheck
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from vif_plug_dyn.privsep import ops
+
 #: Environment variable naming the profile.
 PROFILE_ENV = 'VPD_FUZZ_PROFILE'
 
@@ -138,3 +140,71 @@ def _render(node: tuple) -> str:
                         for k, v in attrs.items())
     inner = _escape(text) + ''.join(_render(c) for c in children)
     return '<%s%s>%s</%s>' % (tag, attr_text, inner, tag)
+
+
+# -- privileged operations --------------------------------------------------
+
+FIELD_VALUES = {
+    'name': names, 'master': names, 'lower': names,
+    'peer': names, 'pf': names,
+    'peer_master': names,
+    'mtu': mtus, 'mac': macs, 'peer_mac': macs,
+    'up': maybe(st.booleans()), 'nomaster': maybe(st.booleans()),
+    'multi_queue': maybe(st.booleans()),
+    'missing_ok': maybe(st.booleans()), 'trust': maybe(st.booleans()),
+    'spoofchk': maybe(st.booleans()),
+    'tag': maybe(st.sampled_from(['fz', 'bad tag', '', 'x' * 200,
+                                  'net:red'])),
+    'group': maybe(st.integers(-1, 2 ** 33)),
+    'names': maybe(st.lists(names, max_size=4)),
+    'mode': maybe(st.sampled_from(['bridge', 'vepa', 'private',
+                                   'passthrough', 'active-backup', 'x'])),
+    'qdisc': maybe(st.sampled_from(['clsact', 'ingress', 'root'])),
+}
+INTS = maybe(st.integers(-5, 70000))
+
+
+@st.composite
+def op_dicts(draw):
+    kind = draw(maybe(st.sampled_from(sorted(ops.SCHEMAS))))
+    schema = ops.SCHEMAS.get(kind, {}) if isinstance(kind, str) else {}
+    op = {} if draw(st.integers(0, 20)) == 0 else {'op': kind}
+    for field in schema:
+        if draw(st.booleans()):
+            op[field] = draw(FIELD_VALUES.get(field, INTS))
+    if draw(st.integers(0, 8)) == 0:
+        op[draw(st.text(max_size=6) | st.integers() | st.none())] = \
+            draw(junk)
+    return op
+
+
+batches = maybe(st.lists(op_dicts(), min_size=1, max_size=5))
+
+
+HOST_CALLS = st.one_of(
+    st.tuples(st.just('apply'), batches, maybe(st.booleans())),
+    st.tuples(st.just('run'), batches),
+    st.tuples(st.just('apply_one'), maybe(op_dicts())),
+    st.tuples(st.just('get_link'), names),
+    st.tuples(st.just('list_links'), maybe(st.none() | names),
+              maybe(st.none() | st.sampled_from(['tun', 'bridge', 'x y']))),
+    st.tuples(st.just('exists'), names),
+    st.tuples(st.just('delete'), maybe(st.lists(names, max_size=3)),
+              maybe(st.booleans())),
+    st.tuples(st.just('create_tap'), names),
+    st.tuples(st.just('create_bridge'), names),
+    st.tuples(st.just('create_macvlan'), names, names),
+    st.tuples(st.just('set_master'), names, names),
+    st.tuples(st.just('set_nomaster'), names),
+    st.tuples(st.just('redirect'), names, names),
+    st.tuples(st.just('unredirect'), names, names),
+    st.tuples(st.just('set_vf'), names, INTS),
+)
+
+
+ENTRYPOINT_CALLS = st.one_of(
+    st.tuples(st.just('apply'), batches | junk, junk),
+    st.tuples(st.just('apply_one'), junk | op_dicts()),
+    st.tuples(st.just('get_link'), junk | names),
+    st.tuples(st.just('list_links'), junk, junk),
+)

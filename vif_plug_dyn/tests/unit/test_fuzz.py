@@ -301,41 +301,9 @@ def test_libvirt_interface_parser_raises_only_typed_errors(text):
 # -- the privileged boundary, in-process on a fake kernel ---------------------
 
 OURS = ops.alias_for('fz')
-FIELD_VALUES = {
-    'name': fuzzing.names, 'master': fuzzing.names, 'lower': fuzzing.names,
-    'peer': fuzzing.names, 'pf': fuzzing.names,
-    'peer_master': fuzzing.names,
-    'mtu': fuzzing.mtus, 'mac': fuzzing.macs, 'peer_mac': fuzzing.macs,
-    'up': maybe(st.booleans()), 'nomaster': maybe(st.booleans()),
-    'multi_queue': maybe(st.booleans()),
-    'missing_ok': maybe(st.booleans()), 'trust': maybe(st.booleans()),
-    'spoofchk': maybe(st.booleans()),
-    'tag': maybe(st.sampled_from(['fz', 'bad tag', '', 'x' * 200,
-                                  'net:red'])),
-    'group': maybe(st.integers(-1, 2 ** 33)),
-    'names': maybe(st.lists(fuzzing.names, max_size=4)),
-    'mode': maybe(st.sampled_from(['bridge', 'vepa', 'private',
-                                   'passthrough', 'active-backup', 'x'])),
-    'qdisc': maybe(st.sampled_from(['clsact', 'ingress', 'root'])),
-}
-_INTS = maybe(st.integers(-5, 70000))
-
-
-@st.composite
-def op_dicts(draw):
-    kind = draw(maybe(st.sampled_from(sorted(ops.SCHEMAS))))
-    schema = ops.SCHEMAS.get(kind, {}) if isinstance(kind, str) else {}
-    op = {} if draw(st.integers(0, 20)) == 0 else {'op': kind}
-    for field in schema:
-        if draw(st.booleans()):
-            op[field] = draw(FIELD_VALUES.get(field, _INTS))
-    if draw(st.integers(0, 8)) == 0:
-        op[draw(st.text(max_size=6) | st.integers() | st.none())] = \
-            draw(junk)
-    return op
-
-
-batches = maybe(st.lists(op_dicts(), min_size=1, max_size=5))
+op_dicts = fuzzing.op_dicts
+batches = fuzzing.batches
+_INTS = fuzzing.INTS
 
 
 @pytest.fixture
@@ -379,25 +347,7 @@ def _table(kernel):
             for name, link in kernel.links.items()}
 
 
-HOST_CALLS = st.one_of(
-    st.tuples(st.just('apply'), batches, maybe(st.booleans())),
-    st.tuples(st.just('run'), batches),
-    st.tuples(st.just('apply_one'), maybe(op_dicts())),
-    st.tuples(st.just('get_link'), fuzzing.names),
-    st.tuples(st.just('list_links'), maybe(st.none() | fuzzing.names),
-              maybe(st.none() | st.sampled_from(['tun', 'bridge', 'x y']))),
-    st.tuples(st.just('exists'), fuzzing.names),
-    st.tuples(st.just('delete'), maybe(st.lists(fuzzing.names, max_size=3)),
-              maybe(st.booleans())),
-    st.tuples(st.just('create_tap'), fuzzing.names),
-    st.tuples(st.just('create_bridge'), fuzzing.names),
-    st.tuples(st.just('create_macvlan'), fuzzing.names, fuzzing.names),
-    st.tuples(st.just('set_master'), fuzzing.names, fuzzing.names),
-    st.tuples(st.just('set_nomaster'), fuzzing.names),
-    st.tuples(st.just('redirect'), fuzzing.names, fuzzing.names),
-    st.tuples(st.just('unredirect'), fuzzing.names, fuzzing.names),
-    st.tuples(st.just('set_vf'), fuzzing.names, _INTS),
-)
+HOST_CALLS = fuzzing.HOST_CALLS
 
 
 @fuzzing.SETTINGS
@@ -418,12 +368,7 @@ def test_host_network_raises_only_typed_errors(fake_kernel, call):
         assert set(after) <= set(before)
 
 
-ENTRYPOINT_CALLS = st.one_of(
-    st.tuples(st.just('apply'), batches | junk, junk),
-    st.tuples(st.just('apply_one'), junk | op_dicts()),
-    st.tuples(st.just('get_link'), junk | fuzzing.names),
-    st.tuples(st.just('list_links'), junk, junk),
-)
+ENTRYPOINT_CALLS = fuzzing.ENTRYPOINT_CALLS
 
 
 @fuzzing.SETTINGS
