@@ -63,7 +63,7 @@ class HostNetwork:
 
     def _prepare(self, batch: Sequence[dict[str, Any]]
                  ) -> list[dict[str, Any]]:
-        checked = ops.validate_batch(list(batch))
+        checked = ops.validate_batch(batch)
         if self.tag is not None:
             for op in checked:
                 if op['op'] in ops.CREATE_OPS and op['tag'] is None:
