@@ -124,6 +124,14 @@ class Batch:
         self.lookup_errors: dict[str, exception.VifPlugDynException] = {}
         self.undo_errors: list[str] = []
         self.groups_in_use: set[int] | None = None
+        #: Devices per link group at the last dump, while no request of
+        #: the batch can have changed them (``sizes_fresh``).
+        self.group_sizes: dict[int, int] = {}
+        self.sizes_fresh = False
+        #: The link group of every device this batch makes (see
+        #: :meth:`creation_group`).
+        self.creation_group = random.randint(  # noqa: S311 - not a secret
+            *TRANSIENT_GROUP_RANGE)
         self.failed = False
 
     # -- driver --------------------------------------------------------------
@@ -153,6 +161,15 @@ class Batch:
         undoable = self._undoable(op)
         self.undoable[i] = undoable
         barrier = self.stop and not undoable
+        if op['op'] in ops_mod.CREATE_OPS and op.get('group') is None:
+            # NOTE(vpd): every device a batch makes shares the batch's
+            # link group: releasing them together later is one group
+            # delete, without first moving each into a transient group
+            # (a request per device). The group is not checked against
+            # those in use: a device of another group sharing it only
+            # means that group is never deleted whole (see
+            # delete_links).
+            op = dict(op, group=self.creation_group)
         try:
             if barrier:
                 self.flush_checked()
@@ -219,6 +236,7 @@ class Batch:
         :param ok_errnos: kernel errors that count as success.
         :param creates: names that exist once it succeeds.
         """
+        self.sizes_fresh = False
         self.sock.queue(build, _Step(i, operation, device, ok_errnos,
                                      creates))
 
@@ -274,7 +292,7 @@ class Batch:
 
     def _dump(self, wanted: set[str]) -> None:
         self._flush()
-        groups: set[int] = set()
+        groups: dict[int, int] = {}
         seen: set[str] = set()
 
         def visit(buf: memoryview, start: int, end: int) -> None:
@@ -287,7 +305,7 @@ class Batch:
             else:
                 group = nlmsg.link_group(buf, start, end)
             if group is not None:
-                groups.add(group)
+                groups[group] = groups.get(group, 0) + 1
 
         try:
             self.sock.dump(nlmsg.dumplinks, visit)
@@ -296,7 +314,9 @@ class Batch:
                                exc.strerror)
         for name in wanted - seen:
             self.links[name] = None
-        self.groups_in_use = groups
+        self.groups_in_use = set(groups)
+        self.group_sizes = groups
+        self.sizes_fresh = True
 
     def _lookup(self, names: list[str]) -> None:
         for name in names:
@@ -407,6 +427,7 @@ class Batch:
     def provisional(self, name: str, kind: str,
                     group: int | None) -> None:
         """Record a device this batch is creating (index not known yet)."""
+        self.sizes_fresh = False
         self.links[name] = Link(name=name, index=None, kind=kind,
                                 owned=True, created=True, group=group)
         if group is not None and self.groups_in_use is not None:
@@ -467,22 +488,26 @@ class Batch:
         links = [(name, self.index_of(name)) for name in names]
         nodes = self._macvtap_nodes(links)
         gone_ok = _GONE_OK if missing_ok else frozenset()
-        if len(links) == 1:
-            name, index = links[0]
+        whole, rest = self._whole_groups(links)
+        if len(rest) == 1:
+            name, index = rest[0]
             self.send(i, 'dellink', name, lambda seq: nlmsg.dellink(
                 seq, index=index), gone_ok)
-        else:
+        elif rest:
             group = self._transient_group()
-            for name, index in links:
+            for name, index in rest:
                 self.send(i, 'setlink', name, functools.partial(
                     nlmsg.setlink, index=index, group=group), gone_ok)
             self._flush()
             if self.stop and self._has_failed(i):
                 # NOTE(vpd): a barrier: nothing of it may stay applied.
-                self._restore_groups(links)
+                self._restore_groups(rest)
                 raise _Abort()
             self.send(i, 'dellink', 'group %d' % group,
                        lambda seq: nlmsg.dellink(seq, group=group), gone_ok)
+        for group in whole:
+            self.send(i, 'dellink', 'group %d' % group, functools.partial(
+                nlmsg.dellink, group=group), gone_ok)
         self._flush()
         for name, _index in links:
             self.links[name] = None
@@ -496,6 +521,38 @@ class Batch:
             if name not in gone:
                 del self.links[name]
         return names
+
+    def _whole_groups(self, links: list[tuple[str, int]]
+                      ) -> tuple[list[int], list[tuple[str, int]]]:
+        """Split devices to delete into link groups of the library's
+        range that hold nothing else (deleted by group as they are) and
+        the rest.
+
+        NOTE(vpd): ports built together are usually released together;
+        their devices share their batch's creation group, and a group
+        whose every member is being deleted needs no transient group.
+        Membership comes from a dump taken while no request of this batch
+        could have changed it.
+        """
+        if len(links) < 2:
+            return [], links
+        if not self.sizes_fresh:
+            self._dump(set())
+        low, high = TRANSIENT_GROUP_RANGE
+        by_group: dict[int | None, list[tuple[str, int]]] = {}
+        for name, index in links:
+            link = self.links.get(name)
+            by_group.setdefault(None if link is None else link.group,
+                                []).append((name, index))
+        whole, rest = [], []
+        for group, members in by_group.items():
+            if group is not None and low <= group <= high and \
+                    len(members) > 1 and \
+                    self.group_sizes.get(group) == len(members):
+                whole.append(group)
+            else:
+                rest.extend(members)
+        return whole, rest
 
     def _has_failed(self, i: int | None) -> bool:
         return i is not None and self.results[i]['status'] == ops_mod.ERROR

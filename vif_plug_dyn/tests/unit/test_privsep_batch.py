@@ -418,3 +418,38 @@ class TestJournal:
         assert 'tapj0' not in kernel.links
         own = journal.JOURNAL._file(*journal.JOURNAL._key)
         assert os.path.getsize(own) == 0
+
+
+class TestCreationGroups:
+    def test_a_batch_released_whole_is_one_group_delete(self, kernel):
+        names = ['tapg%d' % n for n in range(40)]
+        run(kernel, [ops.create_tap(n) for n in names])
+        groups = {kernel.links[n].group for n in names}
+        assert len(groups) == 1
+        (group,) = groups
+        low, high = batch.TRANSIENT_GROUP_RANGE
+        assert low <= group <= high
+        setlinks_before = len(kernel.sent('setlink'))
+        results = run(kernel, [ops.delete(names)])
+        assert results[0]['status'] == 'ok'
+        assert not set(names) & set(kernel.links)
+        # No device was moved into a transient group first.
+        assert len(kernel.sent('setlink')) == setlinks_before
+        assert [m.get_attr('IFLA_GROUP') for m in kernel.sent('dellink')
+                ][-1] == group
+
+    def test_part_of_a_batch_goes_through_a_transient_group(self, kernel):
+        names = ['tapg%d' % n for n in range(40)]
+        run(kernel, [ops.create_tap(n) for n in names])
+        (group,) = {kernel.links[n].group for n in names}
+        run(kernel, [ops.delete(names[:39])])
+        assert sorted(kernel.links) == sorted(['lo', names[39]])
+        assert kernel.links[names[39]].group == group
+
+    def test_an_explicit_group_is_kept(self, kernel):
+        run(kernel, [ops.create_tap('tapg0', group=7),
+                     ops.create_tap('tapg1', group=7)])
+        assert {kernel.links['tapg0'].group,
+                kernel.links['tapg1'].group} == {7}
+        run(kernel, [ops.delete(['tapg0', 'tapg1'])])
+        assert sorted(kernel.links) == ['lo']
