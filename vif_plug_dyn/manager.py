@@ -244,11 +244,10 @@ class EndpointManager:
         port_ids = _port_ids(port_ids)
         with self._port_locks(port_ids):
             by_network: dict[str, list[endpoints.Endpoint]] = {}
-            known = self.ledger.get_ports(list(port_ids))
-            records = [known[p] for p in dict.fromkeys(port_ids)
-                       if p in known]
-            building = [r.port.port_id for r in records
-                        if r.state == ledger_mod.BUILDING]
+            known = self.ledger.endpoints_of(list(port_ids))
+            found = [p for p in dict.fromkeys(port_ids) if p in known]
+            building = [p for p in found
+                        if known[p][1] == ledger_mod.BUILDING]
             if building:
                 # NOTE(vpd): another process is building it (or crashed
                 # doing so): forgetting it here would leave that
@@ -257,19 +256,19 @@ class EndpointManager:
                     port_id=building[0], reason='its endpoint is still '
                     'being built (by another process, or left by a crash: '
                     'reconcile() clears it)')
-            for record in records:
-                if record.endpoint is not None:
-                    by_network.setdefault(record.network, []).append(
-                        record.endpoint)
+            for port_id in found:
+                network_name, _state, endpoint = known[port_id]
+                if endpoint is not None:
+                    by_network.setdefault(network_name, []).append(endpoint)
             for name, made in by_network.items():
                 network = self._network_or_none(name)
                 if network is not None:
                     self.drivers.for_network(network).delete_endpoints(
                         made, network)
-            self.ledger.delete_ports([r.port.port_id for r in records])
-        if records:
-            LOG.info('Released %d port(s): %s', len(records),
-                     ', '.join(r.port.port_id for r in records))
+            self.ledger.delete_ports(found)
+        if found:
+            LOG.info('Released %d port(s): %s', len(found),
+                     ', '.join(found))
 
     def get_endpoint(self, port_id: str) -> endpoints.Endpoint:
         """Return a port's endpoint.

@@ -287,3 +287,19 @@ def test_port_locks_exclude_threads_and_time_out(tmp_path):
     with led.port_locks(None):
         pass
     led.close()
+
+
+def test_endpoints_of(ledger):
+    from vif_plug_dyn import endpoints
+    requests = [_request() for _ in range(3)]
+    ledger.begin_ports(requests, ledger_mod.PLUGGED)
+    made = endpoints.EthernetEndpoint(port_id=requests[0].port.port_id,
+                                      network='red', mac='52:54:00:00:00:01',
+                                      tap='t0')
+    ledger.activate_ports([made])
+    found = ledger.endpoints_of([r.port.port_id for r in requests] +
+                                [str(uuid.uuid4())])
+    assert found[made.port_id] == ('red', ledger_mod.ACTIVE, made)
+    assert found[requests[1].port.port_id] == ('red', ledger_mod.BUILDING,
+                                               None)
+    assert len(found) == 3
