@@ -190,8 +190,9 @@ class BridgeEndpoint(Endpoint):
         super().__post_init__()
         validate.ifname(self.bridge, 'bridge')
         validate.ifname(self.tap, 'tap')
-        if self.virtualport is not None and \
-                self.virtualport.type != 'openvswitch':
+        if self.virtualport is not None and objects.require_instance(
+                self.virtualport, 'virtualport',
+                VirtualPort).type != 'openvswitch':
             raise exception.InvalidField(
                 field='virtualport.type', value=self.virtualport.type,
                 reason='a bridge endpoint takes only an openvswitch '
@@ -217,8 +218,9 @@ class DirectEndpoint(Endpoint):
         super().__post_init__()
         validate.ifname(self.source_dev, 'source_dev')
         validate.macvtap_mode(self.mode)
-        if self.virtualport is not None and \
-                self.virtualport.type not in ('802.1Qbg', '802.1Qbh'):
+        if self.virtualport is not None and objects.require_instance(
+                self.virtualport, 'virtualport',
+                VirtualPort).type not in ('802.1Qbg', '802.1Qbh'):
             raise exception.InvalidField(
                 field='virtualport.type', value=self.virtualport.type,
                 reason='a direct endpoint takes only an 802.1Qbg or '

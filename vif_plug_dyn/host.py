@@ -64,7 +64,7 @@ class HostNetwork:
 
     def _prepare(self, batch: Sequence[dict[str, Any]]
                  ) -> list[dict[str, Any]]:
-        checked = ops.validate_batch(list(batch))
+        checked = ops.validate_batch(batch)
         if self.tag is not None:
             for op in checked:
                 if op['op'] in ops.CREATE_OPS and op['tag'] is None:
@@ -112,18 +112,36 @@ class HostNetwork:
 
     @staticmethod
     def _call(entrypoint: Any, *args: Any) -> Any:
-        try:
-            return entrypoint(*args)
-        except exception.VifPlugDynException:
-            raise
-        except Exception as exc:
-            # NOTE(vpd): the daemon did not start, died, or raised
-            # something that is not ours (a bug): callers handle one
-            # family of errors.
-            func = getattr(entrypoint, 'func', entrypoint)
-            raise exception.PrivilegedHelperFailed(
-                operation=getattr(func, '__name__', 'call'),
-                reason='%s: %s' % (type(exc).__name__, exc))
+        func = getattr(entrypoint, 'func', entrypoint)
+        name = getattr(func, '__name__', 'call')
+        # NOTE(vpd): a daemon that died since the last call (killed, out
+        # of memory) is replaced before this call is sent. A call that was
+        # in flight when it died is not repeated: it may have been half
+        # applied, so it fails (PrivilegedHelperFailed) and the caller's
+        # rollback or reconcile() deals with what it left.
+        privsep.replace_dead()
+        for attempt in (1, 2):
+            try:
+                return entrypoint(*args)
+            except exception.VifPlugDynException:
+                raise
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                # NOTE(vpd): the request could not even be written: the
+                # daemon was already gone and did none of it, so one new
+                # daemon and one more try are safe.
+                if attempt == 1 and privsep.replace_dead(force=True):
+                    continue
+                raise exception.PrivilegedHelperFailed(
+                    operation=name,
+                    reason='%s: %s' % (type(exc).__name__, exc))
+            except Exception as exc:
+                # NOTE(vpd): the daemon did not start, died, or raised
+                # something that is not ours (a bug): callers handle one
+                # family of errors.
+                raise exception.PrivilegedHelperFailed(
+                    operation=name,
+                    reason='%s: %s' % (type(exc).__name__, exc))
+        raise AssertionError('unreachable')  # pragma: no cover
 
     # -- queries -------------------------------------------------------------
 

@@ -63,16 +63,20 @@ class EndpointManager:
         self._locks_guard = threading.Lock()
 
     @contextlib.contextmanager
-    def _port_locks(self, port_ids: list[str]) -> Iterator[None]:
+    def _port_locks(self, port_ids: list[str] | None) -> Iterator[None]:
         # NOTE(vpd): one lock per port serialises operations on a port
-        # within this process; the ledger's 'building' state does the same
-        # across processes. Taking them in sorted order keeps two batches
-        # that share ports from deadlocking.
+        # within this process, the ledger's lock files across processes
+        # (None: every port). Each kind is taken in sorted order, the
+        # thread locks first, so two batches sharing ports cannot
+        # deadlock.
         with self._locks_guard:
-            locks = [self._locks[p] for p in sorted(set(port_ids))]
+            locks = ([] if port_ids is None else
+                     [self._locks[p] for p in sorted(set(port_ids))])
         with contextlib.ExitStack() as stack:
             for lock in locks:
                 stack.enter_context(lock)
+            stack.enter_context(self.ledger.port_locks(
+                None if port_ids is None else list(port_ids)))
             yield
 
     # -- endpoints --------------------------------------------------------
@@ -119,9 +123,11 @@ class EndpointManager:
         :returns: the endpoints, in the order of ``ports_``.
         :raises InvalidField: a port id is listed twice.
         """
+        accepted = endpoints.endpoint_types(accepted_types, 'accepted_types')
+        extra = _options(options)
         requests = [ports.EndpointRequest(
-            port=port, accepted_types=tuple(accepted_types),
-            options=dict(options or {})) for port in ports_]
+            port=port, accepted_types=accepted, options=extra)
+            for port in _ports(ports_)]
         ids = [r.port.port_id for r in requests]
         if len(set(ids)) != len(ids):
             raise exception.InvalidField(field='ports', value=ids,
@@ -134,12 +140,13 @@ class EndpointManager:
         built: list[tuple[base.NetworkDriver, networks.Network,
                           list[endpoints.Endpoint]]] = []
         with self._port_locks(ids):
+            known = self.ledger.get_ports(ids)
             try:
                 for name, group in by_network.items():
                     network = targets[name]
                     new = []
                     for request in group:
-                        record = self.ledger.get_port(request.port.port_id)
+                        record = known.get(request.port.port_id)
                         if record is None:
                             new.append(request)
                         else:
@@ -163,9 +170,7 @@ class EndpointManager:
             driver.check_request(request, network)
         cable = ledger_mod.PLUGGED if connected else ledger_mod.UNPLUGGED
         ids = [r.port.port_id for r in requests]
-        with self.ledger.transaction():
-            for request in requests:
-                self.ledger.begin_port(request, cable)
+        self.ledger.begin_ports(requests, cable)
         try:
             made = driver.create_endpoints(requests, network, endpoint_type,
                                            connected)
@@ -241,36 +246,53 @@ class EndpointManager:
 
     def release_endpoint(self, port_id: str) -> None:
         """Remove a port's endpoint and forget the port; a no-op when the
-        port is unknown."""
+        port is unknown.
+
+        :raises InvalidField: ``port_id`` is not a UUID.
+        """
         self.release_endpoints([port_id])
 
     def release_endpoints(self, port_ids: list[str]) -> None:
         """Remove many ports' endpoints, one driver batch per network;
-        unknown ports are skipped."""
+        unknown ports are skipped.
+
+        :raises InvalidField: not a list of UUIDs.
+        """
+        port_ids = _port_ids(port_ids)
         with self._port_locks(port_ids):
             by_network: dict[str, list[endpoints.Endpoint]] = {}
-            records = [r for r in map(self.ledger.get_port, port_ids)
-                       if r is not None]
-            for record in records:
-                if record.endpoint is not None:
-                    by_network.setdefault(record.network, []).append(
-                        record.endpoint)
+            known = self.ledger.endpoints_of(list(port_ids))
+            found = [p for p in dict.fromkeys(port_ids) if p in known]
+            building = [p for p in found
+                        if known[p][1] == ledger_mod.BUILDING]
+            if building:
+                # NOTE(vpd): another process is building it (or crashed
+                # doing so): forgetting it here would leave that
+                # process's devices unrecorded.
+                raise exception.PortConflict(
+                    port_id=building[0], reason='its endpoint is still '
+                    'being built (by another process, or left by a crash: '
+                    'reconcile() clears it)')
+            for port_id in found:
+                network_name, _state, endpoint = known[port_id]
+                if endpoint is not None:
+                    by_network.setdefault(network_name, []).append(endpoint)
             for name, made in by_network.items():
                 network = self._network_or_none(name)
                 if network is not None:
                     self.drivers.for_network(network).delete_endpoints(
                         made, network)
-            self.ledger.delete_ports([r.port.port_id for r in records])
-        if records:
-            LOG.info('Released %d port(s): %s', len(records),
-                     ', '.join(r.port.port_id for r in records))
+            self.ledger.delete_ports(found)
+        if found:
+            LOG.info('Released %d port(s): %s', len(found),
+                     ', '.join(found))
 
     def get_endpoint(self, port_id: str) -> endpoints.Endpoint:
         """Return a port's endpoint.
 
         :raises PortNotFound: no endpoint for that port.
         """
-        record = self.ledger.get_port(port_id)
+        record = self.ledger.get_port(_port_id(port_id))
         if record is None or record.endpoint is None:
             raise exception.PortNotFound(port_id=port_id)
         return record.endpoint
@@ -296,7 +318,11 @@ class EndpointManager:
         :raises PortNotFound: no endpoint for that port.
         :raises NetworkNotFound: the target network is not defined.
         :raises OperationNotSupported: a driver has no runtime cable.
+        :raises InvalidField: a malformed port id or network name.
         """
+        port_id = _port_id(port_id)
+        if network is not None:
+            validate.network_name(network)
         with self._port_locks([port_id]):
             record = self._active(port_id)
             assert record.endpoint is not None
@@ -340,6 +366,7 @@ class EndpointManager:
 
         :raises PortNotFound: no endpoint for that port.
         """
+        port_id = _port_id(port_id)
         with self._port_locks([port_id]):
             record = self._active(port_id)
             assert record.endpoint is not None
@@ -362,6 +389,7 @@ class EndpointManager:
         :raises PortNotFound: no endpoint for that port.
         """
         validate.one_of(state, 'link', ('up', 'down', ledger_mod.FOLLOW))
+        port_id = _port_id(port_id)
         with self._port_locks([port_id]):
             self._active(port_id)
             record = self.ledger.update_port(port_id, link=state)
@@ -382,7 +410,7 @@ class EndpointManager:
              options: dict[str, str] | None = None) -> endpoints.Endpoint:
         """Make ``port`` work on ``port.network``: build its endpoint if
         needed and plug its cable there (moving it if it is elsewhere)."""
-        record = self.ledger.get_port(port.port_id)
+        record = self.ledger.get_port(_port(port).port_id)
         if record is None:
             return self.request_endpoint(port, accepted_types, options)
         return self.connect(port.port_id, port.network)
@@ -436,9 +464,15 @@ class EndpointManager:
         forgotten = []
         for record in self.ledger.list_ports():
             if record.state == ledger_mod.BUILDING:
-                with self._port_locks([record.port.port_id]):
-                    self.ledger.delete_port(record.port.port_id)
-                forgotten.append(record.port.port_id)
+                port_id = record.port.port_id
+                with self._port_locks([port_id]):
+                    # NOTE(vpd): under the lock, a port still building is
+                    # one whose builder died (a live one holds the lock).
+                    again = self.ledger.get_port(port_id)
+                    if again is None or again.state != ledger_mod.BUILDING:
+                        continue
+                    self.ledger.delete_port(port_id)
+                forgotten.append(port_id)
         restored = self.restore()
         removed = self.remove_leaks()
         for record in self.ledger.list_ports():
@@ -481,24 +515,69 @@ class EndpointManager:
 
         :returns: the names of the devices removed.
         """
-        records = self.ledger.list_ports()
-        ports_known = {r.port.port_id for r in records}
-        networks_used = {r.network for r in records}
-        leaked = []
-        for link in self.context.host.list_links():
-            tag = link.get('tag')
-            if not link.get('owned') or not tag:
-                continue
-            if tag.startswith('net:'):
-                if tag[4:] not in networks_used:
+        # NOTE(vpd): every port's lock, so that no other thread or
+        # process is between making a device and recording it.
+        with self._port_locks(None):
+            records = self.ledger.list_ports()
+            ports_known = {r.port.port_id for r in records}
+            networks_used = {r.network for r in records}
+            leaked = []
+            for link in self.context.host.list_links():
+                tag = link.get('tag')
+                if not link.get('owned') or not tag:
+                    continue
+                if tag.startswith('net:'):
+                    if tag[4:] not in networks_used:
+                        leaked.append(link['name'])
+                elif tag not in ports_known:
                     leaked.append(link['name'])
-            elif tag not in ports_known:
-                leaked.append(link['name'])
-        if leaked:
-            self.context.host.delete(leaked, missing_ok=True)
-            self.ledger.forget_devices(leaked)
+            if leaked:
+                self.context.host.delete(leaked, missing_ok=True)
+                self.ledger.forget_devices(leaked)
         return leaked
 
     def close(self) -> None:
         """Release this thread's ledger connection."""
         self.ledger.close()
+
+
+# -- input checks at the public boundary ------------------------------------
+# NOTE(vpd): the public API promises that only VifPlugDynException
+# subclasses escape; a caller's wrong type must become InvalidField here,
+# not a TypeError deep in the ledger or a lock table (found by fuzzing).
+
+def _port_id(value: Any, field: str = 'port_id') -> str:
+    return validate.uuid(value, field)
+
+
+def _port_ids(values: Any, field: str = 'port_ids') -> list[str]:
+    if isinstance(values, (str, bytes)) or not isinstance(
+            values, (list, tuple)):
+        raise exception.InvalidField(field=field, value=values,
+                                     reason='must be a list of port ids')
+    return [_port_id(v, '%s[%d]' % (field, i)) for i, v in enumerate(values)]
+
+
+def _ports(values: Any) -> list[ports.Port]:
+    if not isinstance(values, (list, tuple)):
+        raise exception.InvalidField(field='ports', value=values,
+                                     reason='must be a list of Port')
+    for i, value in enumerate(values):
+        _port(value, 'ports[%d]' % i)
+    return list(values)
+
+
+def _port(value: Any, field: str = 'port') -> ports.Port:
+    if not isinstance(value, ports.Port):
+        raise exception.InvalidField(field=field, value=value,
+                                     reason='must be a Port')
+    return value
+
+
+def _options(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise exception.InvalidField(field='options', value=value,
+                                     reason='must be a dict of strings')
+    return dict(value)

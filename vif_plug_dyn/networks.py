@@ -138,6 +138,10 @@ class Network(objects.VersionedObject):
     def __post_init__(self) -> None:
         validate.network_name(self.name, 'name')
         validate.one_of(self.kind, 'type', NETWORK_KINDS)
+        objects.set_normalised(self, 'interfaces', objects.require_sequence(
+            self.interfaces, 'forward.interface'))
+        objects.set_normalised(self, 'pfs', objects.require_sequence(
+            self.pfs, 'forward.pf'))
         if self.uuid is not None:
             objects.set_normalised(self, 'uuid', validate.uuid(self.uuid))
         if self.driver is not None:

@@ -111,7 +111,7 @@ class EndpointRequest(objects.VersionedObject):
                                          reason='must be a Port')
         objects.set_normalised(
             self, 'accepted_types',
-            endpoints.endpoint_types(list(self.accepted_types),
+            endpoints.endpoint_types(self.accepted_types,
                                      'accepted_types'))
         if not isinstance(self.options, dict):
             raise exception.InvalidField(field='options', value=self.options,

@@ -35,21 +35,17 @@ import argparse
 import json
 import os
 import platform
-import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from typing import Any
 
-from oslo_config import cfg
-
 from vif_plug_dyn import host as host_mod
-from vif_plug_dyn import opts
-from vif_plug_dyn import privsep
 from vif_plug_dyn.privsep import ops
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 
 BRIDGE = 'brbench'
 GROUP = 7
@@ -69,43 +65,30 @@ TARGETS = [
 ]
 
 
-def _ip(ns: str, *args: str) -> None:
-    subprocess.run(['ip', '-n', ns, *args], check=True)
-
-
-def _ip_batch(ns: str, lines: list[str]) -> float:
-    with tempfile.NamedTemporaryFile('w', suffix='.ipbatch',
-                                     delete=False) as handle:
-        handle.write('\n'.join(lines) + '\n')
-        path = handle.name
-    try:
-        start = time.perf_counter()
-        subprocess.run(['ip', '-n', ns, '-batch', path], check=True)
-        return time.perf_counter() - start
-    finally:
-        os.unlink(path)
-
-
-def _timed(func: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    func()
-    return time.perf_counter() - start
-
-
 class Bench:
-    def __init__(self, ns: str, count: int) -> None:
+    """Taps on one bridge, made and removed in every way compared.
+
+    :param ns: the namespace (its daemon already started).
+    :param count: how many taps.
+    :param names: their names (``bt0``... when omitted).
+    :param bridge: the bridge they join (made by the caller).
+    """
+
+    def __init__(self, ns: str, count: int, names: list[str] | None = None,
+                 bridge: str = BRIDGE) -> None:
         self.ns = ns
         self.count = count
-        self.names = ['bt%d' % i for i in range(count)]
+        self.names = names or ['bt%d' % i for i in range(count)]
+        self.bridge = bridge
         self.host = host_mod.HostNetwork(tag=TAG)
 
     # -- checks (not timed) ------------------------------------------------
 
     def check_created(self) -> None:
-        ports = self.host.list_links(master=BRIDGE)
+        ports = self.host.list_links(master=self.bridge)
         if len(ports) != self.count:
             raise SystemExit('expected %d ports on %s, found %d' % (
-                self.count, BRIDGE, len(ports)))
+                self.count, self.bridge, len(ports)))
         sample = self.host.get_link(self.names[-1])
         want = {'mtu': MTU, 'group': GROUP, 'up': True, 'owned': True,
                 'tag': TAG, 'kind': 'tun'}
@@ -122,7 +105,7 @@ class Bench:
     # -- creation ----------------------------------------------------------
 
     def create_batched(self) -> float:
-        batch = [ops.create_tap(n, mtu=MTU, master=BRIDGE, group=GROUP)
+        batch = [ops.create_tap(n, mtu=MTU, master=self.bridge, group=GROUP)
                  for n in self.names]
         start = time.perf_counter()
         results = self.host.apply(batch)
@@ -137,7 +120,7 @@ class Bench:
         for name in self.names:
             self.host.apply_one(ops.create_tap(name, up=False))
             self.host.apply_one(ops.set_mtu(name, MTU))
-            self.host.apply_one(ops.set_master(name, BRIDGE))
+            self.host.apply_one(ops.set_master(name, self.bridge))
             self.host.apply_one(ops.set_group(name, GROUP))
             self.host.apply_one(ops.set_state(name, True))
         return time.perf_counter() - start
@@ -147,9 +130,9 @@ class Bench:
         for name in self.names:
             lines.append('tuntap add dev %s mode tap' % name)
             lines.append('link set dev %s mtu %d master %s group %d '
-                         'alias %s up' % (name, MTU, BRIDGE, GROUP,
+                         'alias %s up' % (name, MTU, self.bridge, GROUP,
                                           ops.alias_for(TAG)))
-        return _ip_batch(self.ns, lines)
+        return common.ip_batch(self.ns, lines)
 
     # -- removal -------------------------------------------------------------
 
@@ -162,23 +145,18 @@ class Bench:
         return took
 
     def remove_group(self) -> float:
-        return _timed(lambda: _ip(self.ns, 'link', 'del', 'group',
-                                  str(GROUP)))
+        return remove_group(self.ns, GROUP)
 
     def remove_one_by_one(self) -> float:
-        return _ip_batch(self.ns, ['link del dev %s' % n
-                                   for n in self.names])
+        return common.ip_batch(self.ns, ['link del dev %s' % n
+                                         for n in self.names])
 
 
-def settle(seconds: float) -> None:
-    """Let the kernel finish the background work of the last phase.
-
-    NOTE(vpd): bringing 1000 taps up queues IPv6 address configuration
-    and link-watch work that holds the RTNL lock for a while; whatever is
-    timed next would pay for it. Every timed phase starts after the same
-    pause so no method inherits another's leftovers.
-    """
-    time.sleep(seconds)
+def remove_group(ns: str, group: int) -> float:
+    """Time ``ip link del group GROUP``: one kernel request deleting
+    every device of the group (the floor for removing many devices)."""
+    return common.timed(lambda: subprocess.run(
+        ['ip', '-n', ns, 'link', 'del', 'group', str(group)], check=True))
 
 
 def run(ns: str, count: int, rounds: int,
@@ -204,11 +182,11 @@ def run(ns: str, count: int, rounds: int,
         shift = number % len(phases)
         for create_label, create, remove_label, remove in (
                 phases[shift:] + phases[:shift]):
-            settle(pause)
+            common.settle(pause)
             took = create()
             bench.check_created()
             samples.setdefault('create.' + create_label, []).append(took)
-            settle(pause)
+            common.settle(pause)
             took = remove()
             bench.check_removed()
             if remove_label is not None:
@@ -253,26 +231,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument('--output-dir', default=os.path.join('.cache',
                                                              'bench'))
     args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        print('privsep_taps: needs root (network namespaces)',
-              file=sys.stderr)
-        return 2
-    cfg.CONF([], project='vif_plug_dyn_bench')
-    opts.register_opts(cfg.CONF)
-    # NOTE(vpd): the privsep-helper of this interpreter, run as root
-    # already (no sudo/rootwrap prefix).
-    cfg.CONF.set_override(
-        'helper_command', os.path.join(os.path.dirname(sys.executable),
-                                       'privsep-helper'),
-        group=opts.PRIVSEP_GROUP)
-    ns = 'vpdt-bench-' + secrets.token_hex(4)
-    subprocess.run(['ip', 'netns', 'add', ns], check=True)
-    try:
-        privsep.start(ns)
+    common.require_root('privsep_taps')
+    with common.namespace('taps') as ns, common.daemon_in(ns):
         samples = run(ns, args.count, args.rounds, args.settle)
-    finally:
-        privsep.stop()
-        subprocess.run(['ip', 'netns', 'del', ns], check=False)
     data, table = report(samples, args.count, args.rounds, args.settle)
     os.makedirs(args.output_dir, exist_ok=True)
     base = os.path.join(args.output_dir, 'privsep_taps')

@@ -66,31 +66,42 @@ def mix(count: int) -> list[tuple[ep.Endpoint, base.NicOptions]]:
     return out
 
 
+def measure(count: int, repeat: int, parse: bool = False
+            ) -> dict[str, float]:
+    """Render ``count`` interfaces ``repeat`` times (and parse them back
+    when ``parse``); return the best rates in interfaces per second."""
+    work = mix(count)
+    converter = vif.EndpointToInterface()
+    best = float('inf')
+    texts: list[str] = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        texts = [converter.build(e, o).to_xml() for e, o in work]
+        best = min(best, time.perf_counter() - start)
+    result = {'count': count, 'render_s': best, 'render_per_s': count / best}
+    if parse:
+        best = float('inf')
+        for _ in range(repeat):
+            start = time.perf_counter()
+            for text in texts:
+                config.InterfaceConfig.parse_str(text)
+            best = min(best, time.perf_counter() - start)
+        result.update(parse_s=best, parse_per_s=count / best)
+    return result
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--count', type=int, default=20000)
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--parse', action='store_true')
     args = parser.parse_args(argv)
-    work = mix(args.count)
-    converter = vif.EndpointToInterface()
-    best = float('inf')
-    texts: list[str] = []
-    for _ in range(args.repeat):
-        start = time.perf_counter()
-        texts = [converter.build(e, o).to_xml() for e, o in work]
-        best = min(best, time.perf_counter() - start)
+    result = measure(args.count, args.repeat, args.parse)
     print('rendered %d interfaces in %.3f s: %.0f interfaces/s' % (
-        args.count, best, args.count / best))
+        args.count, result['render_s'], result['render_per_s']))
     if args.parse:
-        best = float('inf')
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            for text in texts:
-                config.InterfaceConfig.parse_str(text)
-            best = min(best, time.perf_counter() - start)
         print('parsed %d interfaces in %.3f s: %.0f interfaces/s' % (
-            args.count, best, args.count / best))
+            args.count, result['parse_s'], result['parse_per_s']))
     return 0
 
 

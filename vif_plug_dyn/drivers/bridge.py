@@ -143,9 +143,8 @@ class BridgeDriver(base.NetworkDriver):
                          network: networks.Network) -> None:
         # NOTE(vpd): only the taps the ledger says the library made; a
         # hypervisor's tap (a bridge endpoint's) is not ours.
-        recorded = {d.name for e in endpoints_
-                    for d in self.context.ledger.devices(e.port_id)
-                    if d.kind == taps.TAP}
+        recorded = {d.name for d in self.context.ledger.devices_of(
+            [e.port_id for e in endpoints_]) if d.kind == taps.TAP}
         names = [t for t in map(taps.tap_of, endpoints_) if t in recorded]
         with self._lock:
             if names:

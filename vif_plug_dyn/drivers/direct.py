@@ -54,9 +54,9 @@ class DirectDriver(base.NetworkDriver):
 
     # -- allocation --------------------------------------------------------
 
-    def _allocate(self, request: ports.EndpointRequest,
-                  network: networks.Network, present: set[str],
-                  require_present: bool) -> str:
+    @staticmethod
+    def _pool(network: networks.Network, present: set[str],
+              require_present: bool) -> list[tuple[str, int | None]]:
         pool = [(dev, network.connection_limit(dev))
                 for dev in network.lower_devices()
                 if dev in present or not require_present]
@@ -67,8 +67,14 @@ class DirectDriver(base.NetworkDriver):
         # NOTE(vpd): devices that exist come first so that, load being
         # equal, a port lands where it can carry traffic now.
         pool.sort(key=lambda item: item[0] not in present)
-        return self.context.ledger.allocate(network.name,
-                                            request.port.port_id, pool)
+        return pool
+
+    def _allocate(self, request: ports.EndpointRequest,
+                  network: networks.Network, present: set[str],
+                  require_present: bool) -> str:
+        return self.context.ledger.allocate(
+            network.name, request.port.port_id,
+            self._pool(network, present, require_present))
 
     def _present(self, network: networks.Network) -> set[str]:
         return {dev for dev in network.lower_devices()
@@ -84,21 +90,26 @@ class DirectDriver(base.NetworkDriver):
         steered = endpoint_type == endpoints.ETHERNET
         ledger = self.context.ledger
         try:
-            lowers = [self._allocate(r, network, present,
-                                     require_present=not steered)
-                      for r in requests]
+            pool = self._pool(network, present, require_present=not steered)
+            lowers = ledger.allocate_many(
+                network.name, [(r.port.port_id, pool) for r in requests])
             if steered:
-                batch: list[dict[str, Any]] = []
-                for request, lower in zip(requests, lowers, strict=True):
-                    batch.append(taps.create_tap_op(request, network))
-                    if connect and lower in present:
-                        batch += self._steer_ops(request.port, network,
-                                                 lower)
-                taps.build(self.host, ledger, batch,
-                           self._records(requests, network))
+                batch: list[dict[str, Any]] = [
+                    taps.create_tap_op(r, network) for r in requests]
+                records = taps.tap_records(requests, network)
+                steer = [(r.port, lower) for r, lower in
+                         zip(requests, lowers, strict=True)
+                         if connect and lower in present]
+                batch += self._steer_batch(network, steer)
+                # NOTE(vpd): only macvlans that are made are recorded: the
+                # ledger must never claim a device the host does not have
+                # (reconcile and leak checks compare the two).
+                records += [self._macvlan_record(port, network)
+                            for port, _lower in steer]
+                taps.build(self.host, ledger, batch, records)
         except BaseException:
-            for request in requests:
-                ledger.release(request.port.port_id, network.name)
+            ledger.release_many([r.port.port_id for r in requests],
+                                network.name)
             raise
         made: list[endpoints.Endpoint] = []
         for request, lower in zip(requests, lowers, strict=True):
@@ -123,23 +134,36 @@ class DirectDriver(base.NetworkDriver):
         return made
 
     @staticmethod
-    def _records(requests: list[ports.EndpointRequest],
-                 network: networks.Network
-                 ) -> list[ledger_mod.DeviceRecord]:
-        return taps.tap_records(requests, network) + [
-            ledger_mod.DeviceRecord(r.port.macvlan_name, MACVLAN,
-                                    r.port.port_id, network.name)
-            for r in requests]
+    def _macvlan_record(port: ports.Port, network: networks.Network
+                        ) -> ledger_mod.DeviceRecord:
+        return ledger_mod.DeviceRecord(port.macvlan_name, MACVLAN,
+                                       port.port_id, network.name)
 
     @staticmethod
-    def _steer_ops(port: ports.Port, network: networks.Network,
-                   lower: str) -> list[dict[str, Any]]:
-        """Make the port's macvlan on ``lower`` and steer its tap to it."""
+    def _steer_batch(network: networks.Network,
+                     steer: list[tuple[ports.Port, str]]
+                     ) -> list[dict[str, Any]]:
+        """Make each port's macvlan on its lower device and steer its tap
+        to it.
+
+        NOTE(vpd): every macvlan first, then every redirect: a redirect
+        needs the ifindex of a device made in the same batch, and the
+        helper learns all of them in one round once the creations are
+        sent, instead of waiting for the kernel once per port.
+        """
         return [ops.create_macvlan(port.macvlan_name, lower,
                                    mode=str(network.mode),
                                    mac=port.mac, mtu=network.mtu, up=True,
-                                   tag=port.port_id),
-                ops.redirect(port.tap_name, port.macvlan_name)]
+                                   tag=port.port_id)
+                for port, lower in steer] + [
+            ops.redirect(port.tap_name, port.macvlan_name)
+            for port, _lower in steer]
+
+    @classmethod
+    def _steer_ops(cls, port: ports.Port, network: networks.Network,
+                   lower: str) -> list[dict[str, Any]]:
+        """Make the port's macvlan on ``lower`` and steer its tap to it."""
+        return cls._steer_batch(network, [(port, lower)])
 
     def delete_endpoints(self, endpoints_: list[endpoints.Endpoint],
                          network: networks.Network) -> None:
@@ -150,8 +174,8 @@ class DirectDriver(base.NetworkDriver):
         if names:
             self.host.delete(names, missing_ok=True)
             self.context.ledger.forget_devices(names)
-        for endpoint in endpoints_:
-            self.context.ledger.release(endpoint.port_id, network.name)
+        self.context.ledger.release_many([e.port_id for e in endpoints_],
+                                         network.name)
 
     # -- cable (steered ports only) ----------------------------------------
 
@@ -170,7 +194,7 @@ class DirectDriver(base.NetworkDriver):
             if lower in present:
                 taps.build(self.host, self.context.ledger,
                            self._steer_ops(port, network, lower),
-                           self._records([request], network)[1:])
+                           [self._macvlan_record(port, network)])
         except BaseException:
             self.context.ledger.release(endpoint.port_id, network.name)
             raise
@@ -258,9 +282,9 @@ class DirectDriver(base.NetworkDriver):
                     # tap's side was lost.
                     batch.append(ops.redirect(port.tap_name, macvlan))
                 else:
-                    batch += self._steer_ops(port, network, str(lower))
-                    records.append(ledger_mod.DeviceRecord(
-                        macvlan, MACVLAN, endpoint.port_id, network.name))
+                    steer.append((port, str(lower)))
+                    records.append(self._macvlan_record(port, network))
+        batch += self._steer_batch(network, steer)
         if batch:
             self.host.run(batch)
             self.context.ledger.record_devices(records)

@@ -19,6 +19,7 @@ import errno
 import os
 import signal
 import sys
+import threading
 import time
 
 from oslo_config import cfg
@@ -29,8 +30,12 @@ from vif_plug_dyn import validate
 from vif_plug_dyn._oslo_privsep import capabilities as caps
 from vif_plug_dyn._oslo_privsep import priv_context
 
+LOG = logging.getLogger(__name__)
+
 #: Executable run with ``netns exec`` to start the daemon in a namespace.
 IP_COMMAND = 'ip'
+
+_RESTART_LOCK = threading.Lock()
 
 
 def netns_command(cmd: list[str], netns: str) -> list[str]:
@@ -124,6 +129,48 @@ def running() -> bool:
     return channel is not None and bool(getattr(channel, 'running', False))
 
 
+def dead() -> bool:
+    """Whether a daemon was started and its channel has closed since
+    (the daemon was killed, crashed or exited)."""
+    return vif_plug_dyn_pctxt.channel is not None and not running()
+
+
+def replace_dead(force: bool = False) -> bool:
+    """Start a new daemon in place of one that died.
+
+    NOTE(vpd): oslo.privsep notices a closed channel only when its reader
+    thread has read the end of the stream, and then restarts on the next
+    call without waiting for the old daemon; a write that failed with a
+    broken pipe can come first. This drops the dead channel (its socket
+    may refuse the half close) and starts one new daemon in the same
+    namespace, once per call.
+
+    :param force: replace the channel even if it does not look closed
+        yet (a write to it has just failed).
+    :returns: whether a new daemon was started.
+    :raises PrivilegedHelperFailed: the new daemon did not start.
+    """
+    with _RESTART_LOCK:
+        channel = vif_plug_dyn_pctxt.channel
+        if channel is None or (running() and not force):
+            return False
+        LOG.warning('The privileged helper daemon is gone; starting a new '
+                    'one%s', '' if vif_plug_dyn_pctxt.netns is None else
+                    ' in network namespace %s' % vif_plug_dyn_pctxt.netns)
+        _drop_channel()
+        start()
+        return True
+
+
+def _drop_channel() -> None:
+    try:
+        vif_plug_dyn_pctxt.stop()
+    except OSError:
+        # NOTE(vpd): the peer is gone: shutting the socket down can fail
+        # (ENOTCONN); there is nothing left to close cleanly.
+        vif_plug_dyn_pctxt.channel = None
+
+
 def start(netns: str | None = None,
           method: priv_context.Method = priv_context.Method.ROOTWRAP
           ) -> None:
@@ -180,7 +227,7 @@ def stop(timeout: float = 10.0) -> None:
             pid = int(linux_net.daemon_info()['pid'])
         except Exception:  # noqa: BLE001 - stopping must not fail here
             pid = None
-    vif_plug_dyn_pctxt.stop()
+    _drop_channel()
     if pid is None:
         return
     if not _wait_gone(pid, timeout):

@@ -42,6 +42,7 @@ from typing import Any
 
 from vif_plug_dyn import exception
 from vif_plug_dyn.privsep import handlers
+from vif_plug_dyn.privsep import journal
 from vif_plug_dyn.privsep import netlink
 from vif_plug_dyn.privsep import nlmsg
 from vif_plug_dyn.privsep import ops as ops_mod
@@ -120,12 +121,21 @@ class Batch:
         self.links: dict[str, Link | None] = {}
         self.results: list[dict[str, Any]] = []
         self.created: list[str] = []
+        self.created_names: set[str] = set()
         self.op_created: dict[int, list[str]] = {}
         self.undoable: dict[int, bool] = {}
         self.nodes: dict[str, tuple[int, int]] = {}
         self.lookup_errors: dict[str, exception.VifPlugDynException] = {}
         self.undo_errors: list[str] = []
         self.groups_in_use: set[int] | None = None
+        #: Devices per link group at the last dump, while no request of
+        #: the batch can have changed them (``sizes_fresh``).
+        self.group_sizes: dict[int, int] = {}
+        self.sizes_fresh = False
+        #: The link group of every device this batch makes (see
+        #: :meth:`creation_group`).
+        self.creation_group = random.randint(  # noqa: S311 - not a secret
+            *TRANSIENT_GROUP_RANGE)
         self.failed = False
 
     # -- driver --------------------------------------------------------------
@@ -155,6 +165,15 @@ class Batch:
         undoable = self._undoable(op)
         self.undoable[i] = undoable
         barrier = self.stop and not undoable
+        if op['op'] in ops_mod.CREATE_OPS and op.get('group') is None:
+            # NOTE(vpd): every device a batch makes shares the batch's
+            # link group: releasing them together later is one group
+            # delete, without first moving each into a transient group
+            # (a request per device). The group is not checked against
+            # those in use: a device of another group sharing it only
+            # means that group is never deleted whole (see
+            # delete_links).
+            op = dict(op, group=self.creation_group)
         try:
             if barrier:
                 self.flush_checked()
@@ -221,6 +240,7 @@ class Batch:
         :param ok_errnos: kernel errors that count as success.
         :param creates: names that exist once it succeeds.
         """
+        self.sizes_fresh = False
         self.sock.queue(build, _Step(i, operation, device, ok_errnos,
                                      creates))
 
@@ -254,6 +274,7 @@ class Batch:
         if i is None:
             return
         self.created.append(name)
+        self.created_names.add(name)
         self.op_created.setdefault(i, []).append(name)
 
     def _prefetch(self, ops: list[dict[str, Any]]) -> None:
@@ -275,7 +296,7 @@ class Batch:
 
     def _dump(self, wanted: set[str]) -> None:
         self._flush()
-        groups: set[int] = set()
+        groups: dict[int, int] = {}
         seen: set[str] = set()
 
         def visit(buf: memoryview, start: int, end: int) -> None:
@@ -288,7 +309,7 @@ class Batch:
             else:
                 group = nlmsg.link_group(buf, start, end)
             if group is not None:
-                groups.add(group)
+                groups[group] = groups.get(group, 0) + 1
 
         try:
             self.sock.dump(nlmsg.dumplinks, visit)
@@ -297,7 +318,9 @@ class Batch:
                                exc.strerror)
         for name in wanted - seen:
             self.links[name] = None
-        self.groups_in_use = groups
+        self.groups_in_use = set(groups)
+        self.group_sizes = groups
+        self.sizes_fresh = True
 
     def _lookup(self, names: list[str], full: bool = False) -> None:
         for name in names:
@@ -410,10 +433,32 @@ class Batch:
         link = self.existing(name)
         if link.index is None:
             self.flush_checked()
-            self.links.pop(name, None)
+            self._resolve_pending(name)
             link = self.existing(name)
         assert link.index is not None
         return link.index
+
+    def _resolve_pending(self, name: str) -> None:
+        """Learn the ifindex of every device the batch has made but not
+        looked up yet, ``name`` included, in one round.
+
+        NOTE(vpd): one round trip per device made steering 1000 ports
+        (macvlan created, then its index needed by the tc requests) wait
+        for the kernel 1000 times, four times slower than ``ip -batch`` +
+        ``tc -batch``. Asked for one, the batch learns them all: with the
+        creations first and the redirects after them, a batch waits once.
+        """
+        pending = [n for n, link in self.links.items()
+                   if link is not None and link.created and
+                   link.index is None]
+        if name not in pending:
+            pending.append(name)
+        for pending_name in pending:
+            self.links.pop(pending_name, None)
+        if len(pending) > DUMP_THRESHOLD:
+            self._dump(set(pending))
+        else:
+            self._lookup(pending)
 
     def require_absent(self, name: str, operation: str) -> None:
         """Refuse to create over an existing name.
@@ -426,10 +471,51 @@ class Batch:
     def provisional(self, name: str, kind: str,
                     group: int | None) -> None:
         """Record a device this batch is creating (index not known yet)."""
+        self.sizes_fresh = False
         self.links[name] = Link(name=name, index=None, kind=kind,
                                 owned=True, created=True, group=group)
         if group is not None and self.groups_in_use is not None:
             self.groups_in_use.add(group)
+
+    # -- the creation journal ---------------------------------------------
+
+    @staticmethod
+    def journal(kind: str, name: str) -> None:
+        """Note, before making it, a device this batch is about to make
+        (see :mod:`.journal`)."""
+        journal.JOURNAL.note(kind, name)
+
+    def remove_orphans(self) -> list[str]:
+        """Delete what dead daemons made but never marked as ours: devices
+        their journals list that exist, have the listed kind and no alias.
+
+        :returns: the names deleted.
+        """
+        entries, found = journal.JOURNAL.orphans()
+        if not entries:
+            journal.JOURNAL.done(found)
+            return []
+        for name in {name for _kind, name in entries}:
+            self.sock.queue(functools.partial(nlmsg.getlink, name=name),
+                            _Lookup(name))
+        seen = {}
+        for cookie, err, _text, payload in self.sock.flush():
+            if err or payload is None or not isinstance(cookie, _Lookup):
+                continue
+            seen[cookie.name] = nlmsg.parse_link(payload, 0, len(payload))
+        gone = []
+        for kind, name in dict.fromkeys(entries):
+            info = seen.get(name)
+            if info is None or info['alias'] or info['kind'] != kind:
+                continue
+            index = info['index']
+            self.sock.queue(functools.partial(nlmsg.dellink, index=index),
+                            None)
+            gone.append(name)
+        self.sock.flush()
+        journal.JOURNAL.done(found)
+        self.links.clear()
+        return gone
 
     # -- deletion ------------------------------------------------------------
 
@@ -446,22 +532,26 @@ class Batch:
         links = [(name, self.index_of(name)) for name in names]
         nodes = self._macvtap_nodes(links)
         gone_ok = _GONE_OK if missing_ok else frozenset()
-        if len(links) == 1:
-            name, index = links[0]
+        whole, rest = self._whole_groups(links)
+        if len(rest) == 1:
+            name, index = rest[0]
             self.send(i, 'dellink', name, lambda seq: nlmsg.dellink(
                 seq, index=index), gone_ok)
-        else:
+        elif rest:
             group = self._transient_group()
-            for name, index in links:
+            for name, index in rest:
                 self.send(i, 'setlink', name, functools.partial(
                     nlmsg.setlink, index=index, group=group), gone_ok)
             self._flush()
             if self.stop and self.has_failed(i):
                 # NOTE(vpd): a barrier: nothing of it may stay applied.
-                self._restore_groups(links)
+                self._restore_groups(rest)
                 raise _Abort()
             self.send(i, 'dellink', 'group %d' % group,
                        lambda seq: nlmsg.dellink(seq, group=group), gone_ok)
+        for group in whole:
+            self.send(i, 'dellink', 'group %d' % group, functools.partial(
+                nlmsg.dellink, group=group), gone_ok)
         self._flush()
         for name, _index in links:
             self.links[name] = None
@@ -619,7 +709,12 @@ def apply(ops: list[dict[str, Any]],
     with LOCK:
         try:
             with netlink.RtnlSocket() as sock:
-                return Batch(sock, stop_on_error).run(ops)
+                batch = Batch(sock, stop_on_error)
+                batch.remove_orphans()
+                try:
+                    return batch.run(ops)
+                finally:
+                    journal.JOURNAL.clear()
         except OSError as exc:
             raise kernel_error('batch', 'netlink socket', exc.errno or 0,
                                exc.strerror)

@@ -70,6 +70,7 @@ def create_tap(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     master_index = None
     if op['master'] is not None:
         master_index = b.index_of(op['master'])
+    b.journal('tun', name)
     try:
         tuntap.create_tap(name, op['multi_queue'], op['owner'],
                           op['owner_group'])
@@ -99,6 +100,8 @@ def _create_netlink(b: 'Batch', i: int, op: dict[str, Any], kind: str,
                     names: tuple[str, ...]) -> None:
     for name in names:
         b.require_absent(name, 'create_' + kind)
+    for name in names:
+        b.journal(kind, name)
     b.send(i, 'newlink', names[0], build, creates=names)
     for name in names:
         b.provisional(name, kind, op['group'])
@@ -387,8 +390,10 @@ def redirect(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     b.owned(peer, 'redirect')
     ends = ((name, b.index_of(name)), (peer, b.index_of(peer)))
     for dev, index in ends:
-        b.send(i, 'del_qdisc', dev, functools.partial(
-            tc.del_qdisc, index=index, kind=kind), _NO_QDISC_OK)
+        if not b.made_here(dev):
+            # NOTE(vpd): only an older device can hold a qdisc to replace.
+            b.send(i, 'del_qdisc', dev, functools.partial(
+                tc.del_qdisc, index=index, kind=kind), _NO_QDISC_OK)
         b.send(i, 'add_qdisc', dev, functools.partial(
             tc.add_qdisc, index=index, kind=kind))
     for (dev, src), (_other, dst) in zip(ends, ends[::-1], strict=True):

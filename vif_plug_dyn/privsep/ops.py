@@ -134,6 +134,20 @@ def _u32(value: Any, field: str, low: int = 0,
     return value
 
 
+def _mtu(value: Any, field: str) -> int:
+    # NOTE(vpd): validate.mtu also reads "1500" (XML attributes are text);
+    # across the privileged boundary a number must be a number.
+    if isinstance(value, str):
+        raise _fail(field, value, 'must be an integer')
+    return validate.mtu(value, field)
+
+
+def _vlan_id(value: Any, field: str) -> int:
+    if isinstance(value, str):
+        raise _fail(field, value, 'must be an integer')
+    return validate.vlan(value, field)
+
+
 def _link_group(value: Any, field: str) -> int:
     return _u32(value, field)
 
@@ -151,7 +165,7 @@ def _vf_vlan(value: Any, field: str) -> int:
     # NOTE(vpd): 0 clears the VF's VLAN; otherwise an 802.1Q id.
     if value == 0 and not isinstance(value, bool):
         return 0
-    return validate.vlan(value, field)
+    return _vlan_id(value, field)
 
 
 def _vf_qos(value: Any, field: str) -> int:
@@ -234,7 +248,7 @@ def _ifnames(value: Any, field: str) -> list[str]:
 
 _DEVICE_FIELDS: dict[str, tuple[Validator, Any]] = {
     'name': (validate.ifname, _REQUIRED),
-    'mtu': (validate.mtu, None),
+    'mtu': (_mtu, None),
     'mac': (validate.mac, None),
     'up': (_boolean, True),
     'tag': (check_tag, None),
@@ -289,7 +303,7 @@ SCHEMAS: dict[str, dict[str, tuple[Validator, Any]]] = {
                     'index': (_ifindex, None)},
     'set_link': {'name': (validate.ifname, _REQUIRED),
                  'up': (_boolean, None),
-                 'mtu': (validate.mtu, None),
+                 'mtu': (_mtu, None),
                  'mac': (validate.mac, None),
                  'master': (validate.ifname, None),
                  'nomaster': (_boolean, False),
@@ -724,7 +738,14 @@ def delete(names: Iterable[str] | str,
     :param missing_ok: a device already gone is not an error.
     :raises InvalidField: a bad or repeated name.
     """
-    listed = [names] if isinstance(names, str) else list(names)
+    if isinstance(names, str):
+        listed: Any = [names]
+    elif isinstance(names, (list, tuple, set, frozenset)):
+        listed = list(names)
+    else:
+        # NOTE(vpd): the validator names what is wrong; list() of an
+        # arbitrary object could raise anything, or loop for ever.
+        listed = names
     return _build('delete', names=listed, missing_ok=missing_ok)
 
 

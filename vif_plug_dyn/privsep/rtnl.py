@@ -15,6 +15,9 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from vif_plug_dyn.privsep import nlmsg
 
+IFLA_INFO_DATA = 2
+IFLA_MACVLAN_MODE = 1
+
 #: macvlan/macvtap modes (linux/if_link.h MACVLAN_MODE_*).
 MACVLAN_MODES = {'private': 1, 'vepa': 2, 'bridge': 4, 'passthrough': 8}
 
@@ -152,10 +155,26 @@ def new_macvlan(seq: int, name: str, kind: str, lower: int, mode: str, *,
     """A macvlan or macvtap (``kind``) on the device of index ``lower``."""
     if kind not in ('macvlan', 'macvtap'):
         raise ValueError('kind must be macvlan or macvtap')
-    key = 'IFLA_MACVLAN_MODE' if kind == 'macvlan' else 'IFLA_MACVTAP_MODE'
-    return newlink(seq, name, kind, mtu=mtu, mac=mac, lower=lower,
-                   group=group, data=[(key, MACVLAN_MODES[mode])],
-                   index=index)
+    # NOTE(vpd): packed by hand like the per-tap messages of nlmsg: a
+    # steered batch makes one per port, and pyroute2's classes cost
+    # about 0.3 ms each. The unit tests compare the bytes with pyroute2's
+    # encoding (IFLA_MACVLAN_MODE and IFLA_MACVTAP_MODE are both 1).
+    attrs = [nlmsg.nla_str(nlmsg.IFLA_IFNAME, name)]
+    if mtu is not None:
+        attrs.append(nlmsg.nla_u32(nlmsg.IFLA_MTU, mtu))
+    if mac is not None:
+        attrs.append(nlmsg.nla(nlmsg.IFLA_ADDRESS, nlmsg.mac_bytes(mac)))
+    attrs.append(nlmsg.nla_u32(nlmsg.IFLA_LINK, lower))
+    if group is not None:
+        attrs.append(nlmsg.nla_u32(nlmsg.IFLA_GROUP, group))
+    attrs.append(nlmsg.nla(nlmsg.IFLA_LINKINFO, nlmsg.nla_str(
+        nlmsg.IFLA_INFO_KIND, kind) + nlmsg.nla(
+        IFLA_INFO_DATA, nlmsg.nla_u32(IFLA_MACVLAN_MODE,
+                                      MACVLAN_MODES[mode]))))
+    flags = (nlmsg.NLM_F_REQUEST | nlmsg.NLM_F_ACK | nlmsg.NLM_F_CREATE |
+             nlmsg.NLM_F_EXCL)
+    return nlmsg.message(nlmsg.RTM_NEWLINK, flags, seq,
+                         nlmsg.ifinfo(index) + b''.join(attrs))
 
 
 def new_vlan(seq: int, name: str, lower: int, vlan_id: int, *,

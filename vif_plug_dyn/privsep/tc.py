@@ -1,5 +1,5 @@
 """tc messages for "steered" endpoints: redirect every frame between two
-links, in both directions, built with pyroute2's ``tcmsg``.
+links, in both directions, packed by hand.
 
 For each direction the source link gets a clsact (or ingress) qdisc and,
 on its ingress hook, a u32 filter matching every frame (one key with mask
@@ -9,7 +9,12 @@ macvlan receives goes out of the tap to the guest.
 
 NOTE(vpd): u32 rather than matchall: this kernel has no cls_matchall; a
 u32 selector with a zero mask is the portable match-all. The selector
-needs TC_U32_TERMINAL or the action never runs; pyroute2 sets it.
+needs TC_U32_TERMINAL or the action never runs.
+
+NOTE(vpd): packed with :mod:`struct` rather than pyroute2's ``tcmsg``
+classes: steering 1000 ports is 4000 of these messages, and pyroute2
+spent about a second encoding them, longer than the kernel took to apply
+them. The unit tests check the bytes against pyroute2's encoding.
 
 Pure functions: validated primitives in, message bytes out.
 """
@@ -38,20 +43,33 @@ TCA_EGRESS_REDIR = 1
 TC_ACT_STOLEN = 4
 
 
+# linux/rtnetlink.h, linux/pkt_cls.h, linux/tc_act/tc_mirred.h
+TCA_KIND = 1
+TCA_OPTIONS = 2
+TCA_U32_SEL = 5
+TCA_U32_ACT = 7
+TCA_ACT_PRIO_1 = 1
+TCA_ACT_KIND = 1
+TCA_ACT_OPTIONS = 2
+TCA_MIRRED_PARMS = 2
+TC_U32_TERMINAL = 1
+
+#: struct tcmsg: family, pads, ifindex, handle, parent, info.
+_TCMSG = struct.Struct('=BBHiIII')
+#: struct tc_u32_sel: flags, offshift, nkeys, (pad), offmask, off, offoff,
+#: hoff, hmask; then one struct tc_u32_key: mask, val, off, offmask.
+_U32_SEL_ONE_KEY = struct.Struct('=BBBxHHhhIIIii')
+#: struct tc_mirred: index, capab, action, refcnt, bindcnt, eaction,
+#: ifindex.
+_MIRRED = struct.Struct('=IIiiiiI')
+_CREATE = (nlmsg.NLM_F_REQUEST | nlmsg.NLM_F_ACK | nlmsg.NLM_F_CREATE |
+           nlmsg.NLM_F_EXCL)
+
+
 def _encode(mtype: int, flags: int, seq: int, index: int, handle: int,
-            parent: int, info: int, attrs: list[tuple[str, Any]]) -> bytes:
-    msg = tcmsg()
-    msg['family'] = socket.AF_UNSPEC
-    msg['index'] = index
-    msg['handle'] = handle
-    msg['parent'] = parent
-    msg['info'] = info
-    msg['attrs'] = attrs
-    msg['header']['type'] = mtype
-    msg['header']['flags'] = flags
-    msg['header']['sequence_number'] = seq
-    msg.encode()
-    return bytes(msg.data[:msg['header']['length']])
+            parent: int, info: int, attrs: bytes) -> bytes:
+    return nlmsg.message(mtype, flags, seq, _TCMSG.pack(
+        socket.AF_UNSPEC, 0, 0, index, handle, parent, info) + attrs)
 
 
 def _add_qdisc(seq: int, index: int, kind: str) -> bytes:
@@ -62,10 +80,8 @@ def _add_qdisc(seq: int, index: int, kind: str) -> bytes:
     """
     if kind not in ('clsact', 'ingress'):
         raise ValueError('kind must be clsact or ingress')
-    flags = (nlmsg.NLM_F_REQUEST | nlmsg.NLM_F_ACK | nlmsg.NLM_F_CREATE |
-             nlmsg.NLM_F_EXCL)
-    return _encode(nlmsg.RTM_NEWQDISC, flags, seq, index, INGRESS_HANDLE,
-                   TC_H_INGRESS, 0, [('TCA_KIND', kind)])
+    return _encode(nlmsg.RTM_NEWQDISC, _CREATE, seq, index, INGRESS_HANDLE,
+                   TC_H_INGRESS, 0, nlmsg.nla_str(TCA_KIND, kind))
 
 
 def _del_qdisc(seq: int, index: int, kind: str) -> bytes:
@@ -74,7 +90,7 @@ def _del_qdisc(seq: int, index: int, kind: str) -> bytes:
         raise ValueError('kind must be clsact or ingress')
     return _encode(nlmsg.RTM_DELQDISC, nlmsg.NLM_F_REQUEST | nlmsg.NLM_F_ACK,
                    seq, index, INGRESS_HANDLE, TC_H_INGRESS, 0,
-                   [('TCA_KIND', kind)])
+                   nlmsg.nla_str(TCA_KIND, kind))
 
 
 def ingress_parent(kind: str) -> int:
@@ -94,20 +110,15 @@ def _add_redirect_filter(seq: int, index: int, target: int,
     :param kind: the qdisc kind on ``index`` (``clsact`` or ``ingress``).
     """
     info = (FILTER_PRIO << 16) | socket.htons(ETH_P_ALL)
-    mirred = {'attrs': [
-        ('TCA_ACT_KIND', 'mirred'),
-        ('TCA_ACT_OPTIONS', {'attrs': [
-            ('TCA_MIRRED_PARMS', {'index': 0, 'capab': 0,
-                                  'action': TC_ACT_STOLEN, 'refcnt': 0,
-                                  'bindcnt': 0,
-                                  'eaction': TCA_EGRESS_REDIR,
-                                  'ifindex': target})]})]}
-    options = {'attrs': [
-        ('TCA_U32_SEL', {'keys': ['0x0/0x0+0']}),
-        ('TCA_U32_ACT', {'attrs': [('TCA_ACT_PRIO_1', mirred)]})]}
-    flags = (nlmsg.NLM_F_REQUEST | nlmsg.NLM_F_ACK | nlmsg.NLM_F_CREATE |
-             nlmsg.NLM_F_EXCL)
-    return _encode(nlmsg.RTM_NEWTFILTER, flags, seq, index, 0,
+    mirred = nlmsg.nla(TCA_ACT_PRIO_1, nlmsg.nla_str(
+        TCA_ACT_KIND, 'mirred') + nlmsg.nla_nested(
+        TCA_ACT_OPTIONS, nlmsg.nla(TCA_MIRRED_PARMS, _MIRRED.pack(
+            0, 0, TC_ACT_STOLEN, 0, 0, TCA_EGRESS_REDIR, target))))
+    selector = _U32_SEL_ONE_KEY.pack(TC_U32_TERMINAL, 0, 1, 0, 0, 0, 0, 0,
+                                     0, 0, 0, 0)
+    options = nlmsg.nla(TCA_OPTIONS, nlmsg.nla(TCA_U32_SEL, selector) +
+                        nlmsg.nla(TCA_U32_ACT, mirred))
+    return _encode(nlmsg.RTM_NEWTFILTER, _CREATE, seq, index, 0,
                    ingress_parent(kind), info,
                    [('TCA_KIND', 'u32'), ('TCA_OPTIONS', options)])
 

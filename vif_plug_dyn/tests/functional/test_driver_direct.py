@@ -187,7 +187,7 @@ def test_rollback_at_each_step(host, manager, monkeypatch, step):
     if step == 'allocate':
         def fail(*args, **kwargs):
             raise _Injected()
-        monkeypatch.setattr(ledger_mod.Ledger, 'allocate', fail)
+        monkeypatch.setattr(ledger_mod.Ledger, 'allocate_many', fail)
         expected = _Injected
     elif step == 'batch':
         # A foreign device squats the second port's macvlan name: the

@@ -11,6 +11,18 @@ from vif_plug_dyn import opts
 from vif_plug_dyn import ports
 
 
+@pytest.fixture(autouse=True)
+def _private_journal(tmp_path_factory, monkeypatch):
+    """The privileged batch engine, run in-process by unit tests, keeps
+    its creation journal in a private directory, never in /run."""
+    from vif_plug_dyn.privsep import journal
+    monkeypatch.setattr(journal, 'JOURNAL_DIR',
+                        str(tmp_path_factory.mktemp('journal')))
+    journal.JOURNAL.close()
+    yield
+    journal.JOURNAL.close()
+
+
 def write_network(directory, name, xml):
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, name + '.xml'), 'w') as handle:

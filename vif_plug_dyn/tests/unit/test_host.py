@@ -133,3 +133,66 @@ class TestFailures:
         assert host_mod.HostNetwork(conf).list_links(
             master='br0', kind='tun') == [{'name': 'tap0'}]
         entry.list_links.assert_called_once_with('br0', 'tun')
+
+
+class _Channel:
+    """A stand-in privsep channel: only what replace_dead looks at."""
+
+    def __init__(self, running):
+        self.running = running
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+        raise OSError(107, 'Transport endpoint is not connected')
+
+
+class TestDeadDaemon:
+    @pytest.fixture
+    def starts(self, monkeypatch):
+        started = []
+        monkeypatch.setattr(privsep.vif_plug_dyn_pctxt, 'start',
+                            lambda method=None: started.append(method))
+        yield started
+        privsep.vif_plug_dyn_pctxt.channel = None
+
+    def test_a_dead_channel_is_replaced_before_the_call(self, conf, entry,
+                                                        starts):
+        dead = _Channel(running=False)
+        privsep.vif_plug_dyn_pctxt.channel = dead
+        entry.get_link.return_value = {'name': 'tap0'}
+        assert host_mod.HostNetwork(conf).get_link('tap0') == {
+            'name': 'tap0'}
+        assert dead.closed and len(starts) == 1
+
+    def test_a_live_channel_is_kept(self, conf, entry, starts):
+        live = _Channel(running=True)
+        privsep.vif_plug_dyn_pctxt.channel = live
+        entry.get_link.return_value = {}
+        host_mod.HostNetwork(conf).get_link('tap0')
+        assert not live.closed and starts == []
+
+    def test_broken_pipe_restarts_once_and_retries(self, conf, entry,
+                                                   starts):
+        privsep.vif_plug_dyn_pctxt.channel = _Channel(running=True)
+        entry.get_link.side_effect = [BrokenPipeError(32, 'pipe'),
+                                      {'name': 'tap0'}]
+        assert host_mod.HostNetwork(conf).get_link('tap0') == {
+            'name': 'tap0'}
+        assert len(starts) == 1
+
+    def test_broken_pipe_twice_is_typed(self, conf, entry, starts):
+        privsep.vif_plug_dyn_pctxt.channel = _Channel(running=True)
+        entry.get_link.side_effect = BrokenPipeError(32, 'pipe')
+        with pytest.raises(exception.PrivilegedHelperFailed):
+            host_mod.HostNetwork(conf).get_link('tap0')
+        assert len(starts) == 1
+
+    def test_death_in_flight_is_not_repeated(self, conf, entry, starts):
+        privsep.vif_plug_dyn_pctxt.channel = _Channel(running=True)
+        entry.apply.side_effect = OSError(
+            'Premature eof waiting for privileged process')
+        with pytest.raises(exception.PrivilegedHelperFailed) as err:
+            host_mod.HostNetwork(conf).apply([ops.create_tap('tap0')])
+        assert 'Premature eof' in str(err.value)
+        assert entry.apply.call_count == 1 and starts == []

@@ -191,3 +191,115 @@ def test_survives_kill_mid_write(tmp_path, delay):
     owners = {p for holders in allocations.values() for p in holders}
     assert owners == {r.port.port_id for r in records}
     assert {d.port_id for d in devices} == owners
+
+
+def test_batch_port_lifecycle(ledger):
+    from vif_plug_dyn import endpoints
+    # More than one IN (...) chunk.
+    requests = [_request() for _ in range(1203)]
+    ids = [r.port.port_id for r in requests]
+    ledger.begin_ports(requests, ledger_mod.PLUGGED)
+    got = ledger.get_ports(ids + [str(uuid.uuid4())])
+    assert set(got) == set(ids)
+    assert {r.state for r in got.values()} == {ledger_mod.BUILDING}
+    assert ledger.port_ids('red') == set(ids)
+    assert ledger.port_ids('blue') == set()
+    # One already recorded port refuses the whole batch.
+    extra = _request()
+    with pytest.raises(exception.PortConflict) as err:
+        ledger.begin_ports([extra, requests[700]], ledger_mod.PLUGGED)
+    assert err.value.kwargs['port_id'] == ids[700]
+    assert ledger.get_port(extra.port.port_id) is None
+    made = [endpoints.EthernetEndpoint(port_id=i, network='red',
+                                       mac='52:54:00:00:00:01', tap='t%d' % n)
+            for n, i in enumerate(ids)]
+    ledger.activate_ports(made)
+    got = ledger.get_ports(ids)
+    assert {r.state for r in got.values()} == {ledger_mod.ACTIVE}
+    assert got[ids[5]].endpoint == made[5]
+    # An unknown port refuses the whole activation.
+    ghost = made[0].replace(port_id=str(uuid.uuid4()))
+    with pytest.raises(exception.PortNotFound):
+        ledger.activate_ports([made[1].replace(tap='other'), ghost])
+    assert ledger.get_port(ids[1]).endpoint == made[1]
+    ledger.record_devices([ledger_mod.DeviceRecord('t%d' % n, 'tap', i, 'red')
+                           for n, i in enumerate(ids)])
+    assert len(ledger.devices_of(ids[:600])) == 600
+    assert ledger.devices_of([]) == []
+
+
+def test_allocate_many_matches_allocate_one_by_one(tmp_path):
+    pool = [('eth1', 3), ('eth2', 2), ('eth3', None)]
+    one = ledger_mod.Ledger(str(tmp_path / 'one'))
+    many = ledger_mod.Ledger(str(tmp_path / 'many'))
+    requests = [_request() for _ in range(9)]
+    for led in (one, many):
+        led.begin_ports(requests, ledger_mod.PLUGGED)
+    # A port already holding a resource keeps it, in both.
+    first = requests[0].port.port_id
+    assert one.allocate('red', first, pool) == \
+        many.allocate('red', first, pool) == 'eth1'
+    wanted = [r.port.port_id for r in requests]
+    singles = [one.allocate('red', p, pool) for p in wanted]
+    assert many.allocate_many('red', [(p, pool) for p in wanted]) == singles
+    assert one.allocations() == many.allocations()
+    many.release_many(wanted[:4], 'red')
+    assert sum(len(v) for v in many.allocations().values()) == 5
+    one.close()
+    many.close()
+
+
+def test_allocate_many_is_all_or_nothing(ledger):
+    requests = [_request() for _ in range(3)]
+    ledger.begin_ports(requests, ledger_mod.PLUGGED)
+    with pytest.raises(exception.PoolExhausted):
+        ledger.allocate_many('red', [(r.port.port_id, [('eth1', 2)])
+                                     for r in requests])
+    assert ledger.allocations() == {}
+
+
+def test_port_locks_exclude_threads_and_time_out(tmp_path):
+    import threading
+    led = ledger_mod.Ledger(str(tmp_path), timeout=0.3)
+    port = str(uuid.uuid4())
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold():
+        with led.port_locks([port]):
+            holding.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    try:
+        assert holding.wait(5)
+        with pytest.raises(exception.LedgerError):
+            with led.port_locks([port]):
+                pass
+        # Every lock (None) includes that port's.
+        with pytest.raises(exception.LedgerError):
+            with led.port_locks(None):
+                pass
+    finally:
+        release.set()
+        worker.join()
+    with led.port_locks(None):
+        pass
+    led.close()
+
+
+def test_endpoints_of(ledger):
+    from vif_plug_dyn import endpoints
+    requests = [_request() for _ in range(3)]
+    ledger.begin_ports(requests, ledger_mod.PLUGGED)
+    made = endpoints.EthernetEndpoint(port_id=requests[0].port.port_id,
+                                      network='red', mac='52:54:00:00:00:01',
+                                      tap='t0')
+    ledger.activate_ports([made])
+    found = ledger.endpoints_of([r.port.port_id for r in requests] +
+                                [str(uuid.uuid4())])
+    assert found[made.port_id] == ('red', ledger_mod.ACTIVE, made)
+    assert found[requests[1].port.port_id] == ('red', ledger_mod.BUILDING,
+                                               None)
+    assert len(found) == 3

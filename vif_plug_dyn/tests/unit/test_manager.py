@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 
 from vif_plug_dyn import endpoints
@@ -180,7 +182,7 @@ def test_batch_request_and_release(manager):
     assert {e.network for e in made} == {'red', 'blue'}
     # Asking again returns the same endpoints (idempotent batches).
     assert manager.request_endpoints(mixed, ['ethernet']) == made
-    manager.release_endpoints([p.port_id for p in red] + ['unknown'])
+    manager.release_endpoints([p.port_id for p in red] + [str(uuid.uuid4())])
     assert {r.network for r in manager.ledger.list_ports()} == {'blue'}
 
 
@@ -216,3 +218,22 @@ def test_batch_refuses_duplicates(manager):
     with pytest.raises(exception.InvalidField, match='listed twice'):
         manager.request_endpoints([port, port])
     assert manager.ledger.list_ports() == []
+
+
+@pytest.mark.parametrize('call', [
+    lambda m: m.release_endpoints(42),
+    lambda m: m.release_endpoints([{}]),
+    lambda m: m.release_endpoint('not-a-uuid'),
+    lambda m: m.connect(None),
+    lambda m: m.connect(str(uuid.uuid4()), ['red']),
+    lambda m: m.disconnect(b'\x00'),
+    lambda m: m.request_endpoints(42),
+    lambda m: m.request_endpoints(['not a port']),
+    lambda m: m.request_endpoint(make_port(), 'ethernet'),
+    lambda m: m.request_endpoint(make_port(), ['ethernet'], options=[1]),
+    lambda m: m.plug('not a port'),
+    lambda m: m.set_link_state(3.5, 'up'),
+])
+def test_wrong_types_are_refused_typed(manager, call):
+    with pytest.raises(exception.InvalidField):
+        call(manager)

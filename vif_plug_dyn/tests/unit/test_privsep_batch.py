@@ -1,11 +1,14 @@
 """The batch engine's logic against a fake kernel (see fake_rtnl)."""
 
 import errno
+import fcntl
+import os
 
 import pytest
 
 from vif_plug_dyn.privsep import batch
 from vif_plug_dyn.privsep import handlers
+from vif_plug_dyn.privsep import netlink
 from vif_plug_dyn.privsep import ops
 from vif_plug_dyn.privsep import tuntap
 from vif_plug_dyn.tests.unit import fake_rtnl
@@ -308,6 +311,35 @@ class TestBestEffort:
 
 
 class TestRedirect:
+    def test_steering_devices_made_in_the_batch(self, kernel):
+        """Creations first, redirects after: the batch learns every new
+        ifindex in one round and replaces no qdisc on a new device."""
+        kernel.add('eth0', kind='veth')
+        count = 40
+        batch = [ops.create_tap('tap%d' % n) for n in range(count)]
+        batch += [ops.create_macvlan('mv%d' % n, 'eth0')
+                  for n in range(count)]
+        batch += [ops.redirect('tap%d' % n, 'mv%d' % n)
+                  for n in range(count)]
+        dumps_before = len(kernel.dumps)
+        results = run(kernel, batch)
+        assert set(statuses(results)) == {'ok'}
+        assert kernel.sent('delqdisc') == []
+        assert len(kernel.sent('newqdisc')) == 2 * count
+        assert len(kernel.sent('newfilter')) == 2 * count
+        # One dump before the batch, one to learn every new index.
+        assert len(kernel.dumps) - dumps_before == 2
+        assert kernel.sent('getlink') == []
+        pairs = set()
+        for msg in kernel.sent('newfilter'):
+            act = msg.get_attr('TCA_OPTIONS').get_attr(
+                'TCA_U32_ACT').get_attr('TCA_ACT_PRIO_1')
+            pairs.add((msg['index'], act.get_attr('TCA_ACT_OPTIONS')
+                       .get_attr('TCA_MIRRED_PARMS')['ifindex']))
+        tap, mv = kernel.links['tap7'], kernel.links['mv7']
+        assert (tap.index, mv.index) in pairs and \
+            (mv.index, tap.index) in pairs
+
     def test_both_directions(self, kernel):
         tap = kernel.add('tap0', kind='tun', alias=OURS)
         mv = kernel.add('mv0', kind='macvlan', alias=OURS)
@@ -336,3 +368,88 @@ class TestRedirect:
 
 def test_every_operation_has_a_handler():
     assert set(handlers.HANDLERS) == set(ops.SCHEMAS)
+
+
+def _journal_file(pid, lines):
+    """Another daemon's journal in this namespace."""
+    from vif_plug_dyn.privsep import journal
+    path = os.path.join(journal.JOURNAL_DIR, 'creating-%d-%d' % (
+        os.stat('/proc/self/ns/net').st_ino, pid))
+    os.makedirs(journal.JOURNAL_DIR, exist_ok=True)
+    with open(path, 'w') as handle:
+        handle.write(''.join('%s %s\n' % line for line in lines))
+    return path
+
+
+class TestJournal:
+    def test_a_dead_daemons_unmarked_devices_go_first(self, kernel):
+        path = _journal_file(999999999, [
+            ('tun', 'tapdead'), ('macvlan', 'mvdead'), ('tun', 'tapmarked'),
+            ('tun', 'brwrongkind'), ('tun', 'tapnever')])
+        kernel.add('tapdead', kind='tun')
+        kernel.add('mvdead', kind='macvlan')
+        kernel.add('tapmarked', kind='tun', alias=OURS)
+        kernel.add('brwrongkind', kind='bridge')
+        gone = batch.Batch(kernel, True).remove_orphans()
+        assert sorted(gone) == ['mvdead', 'tapdead']
+        assert 'tapmarked' in kernel.links and 'brwrongkind' in kernel.links
+        # Handled once: the journal is gone.
+        assert not os.path.exists(path)
+        assert batch.Batch(kernel, True).remove_orphans() == []
+
+    def test_a_live_daemons_journal_is_left_alone(self, kernel):
+        path = _journal_file(999999998, [('tun', 'tapbusy')])
+        kernel.add('tapbusy', kind='tun')
+        fd = os.open(path, os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            assert batch.Batch(kernel, True).remove_orphans() == []
+            assert 'tapbusy' in kernel.links and os.path.exists(path)
+        finally:
+            os.close(fd)
+
+    def test_every_batch_ends_with_an_empty_journal(self, kernel,
+                                                    monkeypatch):
+        from vif_plug_dyn.privsep import journal
+        monkeypatch.setattr(netlink, 'RtnlSocket', lambda: kernel)
+        results = batch.apply(ops.validate_batch([ops.create_tap('tapj0'),
+                                                  ops.create_tap('lo')]))
+        assert statuses(results) == ['rolled_back', 'error']
+        assert 'tapj0' not in kernel.links
+        own = journal.JOURNAL._file(*journal.JOURNAL._key)
+        assert os.path.getsize(own) == 0
+
+
+class TestCreationGroups:
+    def test_a_batch_released_whole_is_one_group_delete(self, kernel):
+        names = ['tapg%d' % n for n in range(40)]
+        run(kernel, [ops.create_tap(n) for n in names])
+        groups = {kernel.links[n].group for n in names}
+        assert len(groups) == 1
+        (group,) = groups
+        low, high = batch.TRANSIENT_GROUP_RANGE
+        assert low <= group <= high
+        setlinks_before = len(kernel.sent('setlink'))
+        results = run(kernel, [ops.delete(names)])
+        assert results[0]['status'] == 'ok'
+        assert not set(names) & set(kernel.links)
+        # No device was moved into a transient group first.
+        assert len(kernel.sent('setlink')) == setlinks_before
+        assert [m.get_attr('IFLA_GROUP') for m in kernel.sent('dellink')
+                ][-1] == group
+
+    def test_part_of_a_batch_goes_through_a_transient_group(self, kernel):
+        names = ['tapg%d' % n for n in range(40)]
+        run(kernel, [ops.create_tap(n) for n in names])
+        (group,) = {kernel.links[n].group for n in names}
+        run(kernel, [ops.delete(names[:39])])
+        assert sorted(kernel.links) == sorted(['lo', names[39]])
+        assert kernel.links[names[39]].group == group
+
+    def test_an_explicit_group_is_kept(self, kernel):
+        run(kernel, [ops.create_tap('tapg0', group=7),
+                     ops.create_tap('tapg1', group=7)])
+        assert {kernel.links['tapg0'].group,
+                kernel.links['tapg1'].group} == {7}
+        run(kernel, [ops.delete(['tapg0', 'tapg1'])])
+        assert sorted(kernel.links) == ['lo']

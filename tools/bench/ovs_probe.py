@@ -22,7 +22,7 @@ at the end (the namespace takes the taps with it).
 
 Usage (from the repository root)::
 
-    sudo python3 tools/bench_ovs_probe.py [--ports 1000] [--rounds 1]
+    sudo python3 tools/bench/ovs_probe.py [--ports 1000] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import sys
 import time
 from collections.abc import Callable
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
 
 from vif_plug_dyn import ovsdb  # noqa: E402
 from vif_plug_dyn.tests.functional.harness import ovs as ovs_harness  # noqa
@@ -56,15 +56,44 @@ def _vsctl_timed(ovs: ovs_harness.OpenVSwitch, argv: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def _make_taps(ns: NetNamespace, names: list[str]) -> float:
+def make_taps(netns: str, names: list[str]) -> float:
+    """Create taps (up) with one ``ip -batch``; return the seconds."""
     lines = []
     for name in names:
         lines.append('tuntap add %s mode tap' % name)
         lines.append('link set %s up' % name)
     start = time.perf_counter()
-    subprocess.run(['ip', '-n', ns.name, '-batch', '-'],
+    subprocess.run(['ip', '-n', netns, '-batch', '-'],
                    input='\n'.join(lines) + '\n', text=True, check=True)
     return time.perf_counter() - start
+
+
+def port_specs(names: list[str]) -> list[ovsdb.PortSpec]:
+    """Ports with the three external_ids os-vif and this library set."""
+    return [(name, '', {'iface-id': 'port-%d' % i,
+                        'attached-mac': '02:00:00:%02x:%02x:%02x'
+                        % (i >> 16 & 255, i >> 8 & 255, i & 255),
+                        'vm-uuid': 'vm-%d' % i})
+            for i, name in enumerate(names)]
+
+
+def vsctl_add_args(bridge: str, specs: list[ovsdb.PortSpec]) -> list[str]:
+    """One ``ovs-vsctl`` command line adding every port of ``specs``
+    (chained ``add-port`` + ``set Interface external_ids``)."""
+    args: list[str] = []
+    for name, _type, ext in specs:
+        args += ['--', 'add-port', bridge, name,
+                 '--', 'set', 'Interface', name]
+        args += ['external_ids:%s=%s' % kv for kv in ext.items()]
+    return args
+
+
+def vsctl_del_args(bridge: str, names: list[str]) -> list[str]:
+    """One ``ovs-vsctl`` command line deleting every port of ``names``."""
+    args: list[str] = []
+    for name in names:
+        args += ['--', 'del-port', bridge, name]
+    return args
 
 
 def _check_count(client: ovsdb.OvsdbClient, expected: int) -> None:
@@ -88,21 +117,11 @@ def bench(n_ports: int, rounds: int) -> dict[str, list[float]]:
         client.ensure_bridge(BRIDGE, datapath_type='netdev')
         client.wait_for_vswitchd()
         print('taps: %d created in %.3f s (ip -batch)'
-              % (n_ports, _make_taps(ns, names)), flush=True)
-        specs: list[ovsdb.PortSpec] = [
-            (name, '', {'iface-id': 'port-%d' % i,
-                        'attached-mac': '02:00:00:%02x:%02x:%02x'
-                        % (i >> 16 & 255, i >> 8 & 255, i & 255),
-                        'vm-uuid': 'vm-%d' % i})
-            for i, name in enumerate(names)]
-
+              % (n_ports, make_taps(ns.name, names)), flush=True)
+        specs = port_specs(names)
         # NOTE: same work as the client: each port with its three
         # external_ids, the way os-vif calls ovs-vsctl.
-        add_args: list[str] = []
-        for name, _type, ext in specs:
-            add_args += ['--', 'add-port', BRIDGE, name,
-                         '--', 'set', 'Interface', name]
-            add_args += ['external_ids:%s=%s' % kv for kv in ext.items()]
+        add_args = vsctl_add_args(BRIDGE, specs)
 
         for rnd in range(1, rounds + 1):
             print('round %d/%d, %d ports' % (rnd, rounds, n_ports))
@@ -132,9 +151,7 @@ def bench(n_ports: int, rounds: int) -> dict[str, list[float]]:
             record('ovs-vsctl add (waits)',
                    _vsctl_timed(ovs, argv))
             _check_count(client, n_ports)
-            argv = ['--timeout=900']
-            for name in names:
-                argv += ['--', 'del-port', BRIDGE, name]
+            argv = ['--timeout=900'] + vsctl_del_args(BRIDGE, names)
             record('ovs-vsctl del (waits)',
                    _vsctl_timed(ovs, argv))
             _check_count(client, 0)
@@ -147,9 +164,8 @@ def bench(n_ports: int, rounds: int) -> dict[str, list[float]]:
                    _vsctl_timed(ovs, argv))
             client.wait_for_vswitchd(timeout=900)
             _check_count(client, n_ports)
-            argv = ['--no-wait', '--timeout=900']
-            for name in names:
-                argv += ['--', 'del-port', BRIDGE, name]
+            argv = ['--no-wait', '--timeout=900'] + vsctl_del_args(BRIDGE,
+                                                                    names)
             record('ovs-vsctl --no-wait del',
                    _vsctl_timed(ovs, argv))
             client.wait_for_vswitchd(timeout=900)
