@@ -140,7 +140,7 @@ class EndpointManager:
         built: list[tuple[base.NetworkDriver, networks.Network,
                           list[endpoints.Endpoint]]] = []
         with self._port_locks(ids):
-            known = self.ledger.get_ports(ids)
+            known = self.ledger.records_by_id(ids)
             try:
                 for name, group in by_network.items():
                     network = targets[name]
@@ -179,12 +179,14 @@ class EndpointManager:
             # ports and their allocations so a retry starts clean.
             self.ledger.delete_ports(ids)
             raise
-        health = self._health(driver, network, made)
-        with self.ledger.transaction():
-            for endpoint in made:
-                self.ledger.update_port(endpoint.port_id, endpoint=endpoint,
-                                        state=ledger_mod.ACTIVE,
-                                        health=health[endpoint.port_id])
+        try:
+            self.ledger.activate_ports(made,
+                                       self._health(driver, network, made))
+        except BaseException:
+            # NOTE(vpd): built but not recorded: take it down again rather
+            # than leave devices the ledger does not know.
+            self._undo(driver, network, made)
+            raise
         LOG.info('%(count)d %(type)s endpoint(s) on network %(network)s '
                  '(cable %(cable)s): %(ports)s',
                  {'count': len(made), 'type': endpoint_type,

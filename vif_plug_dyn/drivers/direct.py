@@ -267,6 +267,7 @@ class DirectDriver(base.NetworkDriver):
         held = {port_id: resource for (_net, resource), holders in
                 self.context.ledger.allocations(network.name).items()
                 for port_id in holders}
+        steer: list[tuple[ports.Port, str]] = []
         for endpoint in steered:
             port = taps.port_of(endpoint)
             lower = held.get(endpoint.port_id)

@@ -23,6 +23,7 @@ import threading
 import time
 
 from oslo_config import cfg
+from oslo_log import log as logging
 
 from vif_plug_dyn import exception
 from vif_plug_dyn import opts

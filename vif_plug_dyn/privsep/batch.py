@@ -348,7 +348,7 @@ class Batch:
     def _store(self, name: str, info: dict[str, Any]) -> None:
         alias = info['alias']
         owned, _tag = ops_mod.parse_alias(alias)
-        created = name in self.created
+        created = name in self.created_names
         # NOTE(vpd): one prefix test per link, only for links that are
         # not ours; the batches of taps do not pay for adoption.
         adopted = not owned and alias is not None and \
@@ -565,6 +565,38 @@ class Batch:
             if name not in gone:
                 del self.links[name]
         return names
+
+    def _whole_groups(self, links: list[tuple[str, int]]
+                      ) -> tuple[list[int], list[tuple[str, int]]]:
+        """Split devices to delete into link groups of the library's
+        range that hold nothing else (deleted by group as they are) and
+        the rest.
+
+        NOTE(vpd): ports built together are usually released together;
+        their devices share their batch's creation group, and a group
+        whose every member is being deleted needs no transient group.
+        Membership comes from a dump taken while no request of this batch
+        could have changed it.
+        """
+        if len(links) < 2:
+            return [], links
+        if not self.sizes_fresh:
+            self._dump(set())
+        low, high = TRANSIENT_GROUP_RANGE
+        by_group: dict[int | None, list[tuple[str, int]]] = {}
+        for name, index in links:
+            link = self.links.get(name)
+            by_group.setdefault(None if link is None else link.group,
+                                []).append((name, index))
+        whole, rest = [], []
+        for group, members in by_group.items():
+            if group is not None and low <= group <= high and \
+                    len(members) > 1 and \
+                    self.group_sizes.get(group) == len(members):
+                whole.append(group)
+            else:
+                rest.extend(members)
+        return whole, rest
 
     def has_failed(self, i: int | None) -> bool:
         """Whether operation ``i`` has failed so far."""

@@ -296,7 +296,7 @@ SCHEMAS: dict[str, dict[str, tuple[Validator, Any]]] = {
     'create_macvlan': {**_DEVICE_FIELDS, **_LOWER_FIELDS,
                        'mode': (validate.macvtap_mode, 'bridge')},
     'create_vlan': {**_DEVICE_FIELDS, **_LOWER_FIELDS,
-                    'vlan_id': (validate.vlan, _REQUIRED),
+                    'vlan_id': (_vlan_id, _REQUIRED),
                     'index': (_ifindex, None)},
     'create_bond': {**_DEVICE_FIELDS, **_BOND_OPTIONS,
                     'mode': (_bond_mode, 'active-backup'),

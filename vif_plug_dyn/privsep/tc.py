@@ -19,13 +19,8 @@ them. The unit tests check the bytes against pyroute2's encoding.
 Pure functions: validated primitives in, message bytes out.
 """
 
-import functools
 import socket
 import struct
-from collections.abc import Callable
-from typing import Any
-
-from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
 from vif_plug_dyn.privsep import nlmsg
 
@@ -72,7 +67,7 @@ def _encode(mtype: int, flags: int, seq: int, index: int, handle: int,
         socket.AF_UNSPEC, 0, 0, index, handle, parent, info) + attrs)
 
 
-def _add_qdisc(seq: int, index: int, kind: str) -> bytes:
+def add_qdisc(seq: int, index: int, kind: str) -> bytes:
     """RTM_NEWQDISC adding a clsact or ingress qdisc (exclusive).
 
     :param index: the link's index.
@@ -84,7 +79,7 @@ def _add_qdisc(seq: int, index: int, kind: str) -> bytes:
                    TC_H_INGRESS, 0, nlmsg.nla_str(TCA_KIND, kind))
 
 
-def _del_qdisc(seq: int, index: int, kind: str) -> bytes:
+def del_qdisc(seq: int, index: int, kind: str) -> bytes:
     """RTM_DELQDISC removing a clsact or ingress qdisc and its filters."""
     if kind not in ('clsact', 'ingress'):
         raise ValueError('kind must be clsact or ingress')
@@ -100,8 +95,8 @@ def ingress_parent(kind: str) -> int:
     return INGRESS_HANDLE
 
 
-def _add_redirect_filter(seq: int, index: int, target: int,
-                         kind: str) -> bytes:
+def add_redirect_filter(seq: int, index: int, target: int,
+                        kind: str) -> bytes:
     """RTM_NEWTFILTER: u32 match-all on ``index``'s ingress, mirred
     egress redirect to ``target``.
 
@@ -120,77 +115,4 @@ def _add_redirect_filter(seq: int, index: int, target: int,
                         nlmsg.nla(TCA_U32_ACT, mirred))
     return _encode(nlmsg.RTM_NEWTFILTER, _CREATE, seq, index, 0,
                    ingress_parent(kind), info,
-                   [('TCA_KIND', 'u32'), ('TCA_OPTIONS', options)])
-
-
-# --- templates -------------------------------------------------------------
-#
-# NOTE(vpd): pyroute2 takes about 0.5 ms to encode one of these messages;
-# a steered port needs six (two qdiscs replaced, two filters), which made
-# encoding most of the cost of rebuilding a thousand ports (about 3.5 s of
-# 4). The messages of one qdisc kind differ only in the sequence number
-# and two interface indexes, so each is encoded once by pyroute2 with
-# sentinel values, the sentinels' offsets are found, and later messages
-# are that template with the numbers written in.
-
-_U32 = struct.Struct('=I')
-_I32 = struct.Struct('=i')
-_SENTINELS = (0x5A3C1D7B, 0x3B1D5A7C, 0x1C7B3D5A)
-
-
-@functools.cache
-def _template(build: Callable[..., bytes], kind: str, fields: int
-              ) -> tuple[bytes, tuple[tuple[int, ...], ...]]:
-    """Encode with sentinel numbers and find where each one sits."""
-    data = build(*_SENTINELS[:fields], kind=kind)
-    offsets = []
-    for value in _SENTINELS[:fields]:
-        packed = _U32.pack(value)
-        found, at = [], data.find(packed)
-        while at != -1:
-            found.append(at)
-            at = data.find(packed, at + 1)
-        if not found:
-            raise AssertionError('sentinel %#x not found in %s' % (
-                value, build.__name__))
-        offsets.append(tuple(found))
-    return data, tuple(offsets)
-
-
-def _fill(build: Callable[..., bytes], kind: str, *values: int) -> bytes:
-    data, offsets = _template(build, kind, len(values))
-    out = bytearray(data)
-    for value, places in zip(values, offsets, strict=True):
-        for at in places:
-            (_I32 if value < 0 else _U32).pack_into(out, at, value)
-    return bytes(out)
-
-
-def add_qdisc(seq: int, index: int, kind: str) -> bytes:
-    """RTM_NEWQDISC adding a clsact or ingress qdisc (exclusive).
-
-    :param index: the link's index.
-    :param kind: ``clsact`` or ``ingress``.
-    """
-    if kind not in ('clsact', 'ingress'):
-        raise ValueError('kind must be clsact or ingress')
-    return _fill(_add_qdisc, kind, seq, index)
-
-
-def del_qdisc(seq: int, index: int, kind: str) -> bytes:
-    """RTM_DELQDISC removing a clsact or ingress qdisc and its filters."""
-    if kind not in ('clsact', 'ingress'):
-        raise ValueError('kind must be clsact or ingress')
-    return _fill(_del_qdisc, kind, seq, index)
-
-
-def add_redirect_filter(seq: int, index: int, target: int,
-                        kind: str) -> bytes:
-    """RTM_NEWTFILTER: u32 match-all on ``index``'s ingress, mirred
-    egress redirect to ``target``.
-
-    :param index: the link frames arrive on.
-    :param target: the link they are sent out of.
-    :param kind: the qdisc kind on ``index`` (``clsact`` or ``ingress``).
-    """
-    return _fill(_add_redirect_filter, kind, seq, index, target)
+                   nlmsg.nla_str(TCA_KIND, 'u32') + options)

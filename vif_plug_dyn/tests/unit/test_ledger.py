@@ -199,7 +199,7 @@ def test_batch_port_lifecycle(ledger):
     requests = [_request() for _ in range(1203)]
     ids = [r.port.port_id for r in requests]
     ledger.begin_ports(requests, ledger_mod.PLUGGED)
-    got = ledger.get_ports(ids + [str(uuid.uuid4())])
+    got = ledger.records_by_id(ids + [str(uuid.uuid4())])
     assert set(got) == set(ids)
     assert {r.state for r in got.values()} == {ledger_mod.BUILDING}
     assert ledger.port_ids('red') == set(ids)
@@ -214,7 +214,7 @@ def test_batch_port_lifecycle(ledger):
                                        mac='52:54:00:00:00:01', tap='t%d' % n)
             for n, i in enumerate(ids)]
     ledger.activate_ports(made)
-    got = ledger.get_ports(ids)
+    got = ledger.records_by_id(ids)
     assert {r.state for r in got.values()} == {ledger_mod.ACTIVE}
     assert got[ids[5]].endpoint == made[5]
     # An unknown port refuses the whole activation.
