@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -81,6 +82,23 @@ class NetnsPrivContext(priv_context.PrivContext):
                        if os.path.basename(arg) == 'privsep-helper'), 0)
             cmd = cmd[at:]
         return cmd if self.netns is None else netns_command(cmd, self.netns)
+
+
+    def _wrap(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super()._wrap(func, *args, **kwargs)
+        except (OverflowError, TypeError) as exc:
+            if not self.client_mode:
+                raise
+            # NOTE(vpd): arguments msgpack cannot carry (an integer beyond
+            # 64 bits, an object) fail in the client before anything is
+            # sent; the caller gets the library's typed error, never
+            # msgpack's.
+            raise exception.InvalidField(
+                field='%s arguments' % getattr(func, '__name__', 'call'),
+                value=type(exc).__name__,
+                reason='cannot cross the privileged boundary: %s' % exc
+            ) from None
 
 
 def _helper_path(arg: str) -> str:

@@ -50,12 +50,21 @@ def host():
         yield ns
 
 
+#: What the kernel changes by itself, later, on a busy machine: link-watch
+#: settles operstate and carrier some time after a device comes up.
+_DRIFTING = frozenset({'operstate'})
+
+
 def _without_timers(value):
     # NOTE(vpd): a bridge's and its ports' timers (gc_timer, hello_timer,
-    # ...) tick by themselves; everything else must stay as it was.
+    # ...) tick by themselves, and link-watch settles operstate and the
+    # carrier flags on its own schedule; everything else must stay as it
+    # was.
     if isinstance(value, dict):
-        return {k: _without_timers(v) for k, v in value.items()
-                if not k.endswith('_timer')}
+        return {k: (sorted(set(v) - {'LOWER_UP', 'NO-CARRIER', 'M-DOWN'})
+                    if k == 'flags' else _without_timers(v))
+                for k, v in value.items()
+                if not k.endswith('_timer') and k not in _DRIFTING}
     if isinstance(value, list):
         return [_without_timers(v) for v in value]
     return value
@@ -287,4 +296,14 @@ def test_a_namespace_that_is_not_the_librarys(host):
         privsep.set_netns(host.name)
         privsep.start(host.name)
     assert linux_net.daemon_info()['pid'] != running_pid
+    assert _state(host) == before
+
+
+def test_arguments_msgpack_cannot_carry_are_refused_typed(host):
+    """Found by fuzzing: an integer beyond 64 bits failed in msgpack, in
+    the client, with a raw OverflowError."""
+    before = _state(host)
+    with pytest.raises(exception.InvalidField,
+                       match='privileged boundary'):
+        linux_net.apply_one({2 ** 64: None})
     assert _state(host) == before
