@@ -44,13 +44,13 @@ driver other than the one configured for its kind.
 
 import dataclasses
 import os
-import tempfile
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from vif_plug_dyn import exception
+from vif_plug_dyn import fileutil
 from vif_plug_dyn import objects
 from vif_plug_dyn import validate
 from vif_plug_dyn import xmlutil
@@ -522,7 +522,7 @@ class NetworkRegistry:
                                               source=old)
             os.makedirs(self.directory, exist_ok=True)
             path = os.path.join(self.directory, network.name + '.xml')
-            _atomic_write(path, network.to_xml())
+            fileutil.atomic_write(path, network.to_xml())
             if old is not None and old != path:
                 os.unlink(old)
             self._networks[network.name] = network
@@ -543,22 +543,3 @@ class NetworkRegistry:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-
-
-def _atomic_write(path: str, text: str) -> None:
-    directory = os.path.dirname(path) or '.'
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=directory)
-    try:
-        with os.fdopen(fd, 'w') as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # NOTE(vpd): rename is atomic on one file system, so a reader (or
-        # a crash) sees either the old definition or the new one.
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
