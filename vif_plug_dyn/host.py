@@ -65,11 +65,13 @@ class HostNetwork:
     def _prepare(self, batch: Sequence[dict[str, Any]]
                  ) -> list[dict[str, Any]]:
         checked = ops.validate_batch(batch)
-        if self.tag is not None:
-            for op in checked:
-                if op['op'] in ops.CREATE_OPS and op['tag'] is None:
-                    op['tag'] = self.tag
-        return checked
+        if self.tag is None:
+            return checked
+        # NOTE(vpd): a copy: the caller's (checked) operations stay as
+        # they were built.
+        return [dict(op, tag=self.tag)
+                if op['op'] in ops.CREATE_OPS and op['tag'] is None else op
+                for op in checked]
 
     def apply(self, batch: Sequence[dict[str, Any]],
               stop_on_error: bool = True) -> list[Result]:
@@ -297,8 +299,13 @@ def _lists(value: Any) -> Any:
     NOTE(vpd): oslo.privsep unpacks arrays as tuples; results are
     documented as JSON-like lists and dicts.
     """
+    if isinstance(value, dict):
+        return {k: v if type(v) in _SCALARS else _lists(v)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_lists(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _lists(v) for k, v in value.items()}
     return value
+
+
+#: Result values that need no conversion (most of them).
+_SCALARS = frozenset({str, int, bool, type(None)})

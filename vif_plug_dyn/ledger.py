@@ -425,15 +425,19 @@ class Ledger:
         """
         now = time.time()
         health = health or {}
+        rows = [(_dump(e), ACTIVE, health.get(e.port_id, HEALTHY), now,
+                 e.port_id) for e in endpoints_]
         with self.transaction() as db:
-            for endpoint in endpoints_:
-                cur = db.execute('UPDATE ports SET endpoint = ?, state = ?, '
+            cur = db.executemany('UPDATE ports SET endpoint = ?, state = ?, '
                                  'health = ?, updated = ? WHERE port_id = ?',
-                                 (_dump(endpoint), ACTIVE,
-                                  health.get(endpoint.port_id, HEALTHY), now,
-                                  endpoint.port_id))
-                if cur.rowcount == 0:
-                    raise exception.PortNotFound(port_id=endpoint.port_id)
+                                 rows)
+            if cur.rowcount != len(rows):
+                # NOTE(vpd): the raise rolls the whole batch back; which
+                # port was missing is looked up on this path only.
+                for row in rows:
+                    if db.execute('SELECT 1 FROM ports WHERE port_id = ?',
+                                  (row[-1],)).fetchone() is None:
+                        raise exception.PortNotFound(port_id=row[-1])
 
     def update_port(self, port_id: str, *,
                     request: ports.EndpointRequest | None = None,
@@ -506,7 +510,8 @@ class Ledger:
         :raises PoolExhausted: every candidate is full.
         """
         with self.transaction() as db:
-            held = db.execute('SELECT resource FROM allocations WHERE '
+            held = db.execute('SELECT resource FROM allocations '
+                              'INDEXED BY allocations_port WHERE '
                               'network = ? AND port_id = ?',
                               (network, port_id)).fetchone()
             if held is not None:
@@ -542,7 +547,8 @@ class Ledger:
             held: dict[str, str] = {}
             for chunk in _chunks([port_id for port_id, _ in wanted]):
                 held.update(db.execute(
-                    'SELECT port_id, resource FROM allocations WHERE '
+                    'SELECT port_id, resource FROM allocations '
+                    'INDEXED BY allocations_port WHERE '
                     'network = ? AND port_id IN (%s)' %
                     ', '.join('?' * len(chunk)), (network, *chunk)))
             rows = []
@@ -561,8 +567,14 @@ class Ledger:
     def release_many(self, port_ids: list[str], network: str) -> None:
         """Release many ports' allocations on ``network`` in one
         transaction."""
+        # NOTE(vpd): without statistics SQLite looks a (port, network)
+        # pair up through the primary key's ``network`` prefix, a scan of
+        # the whole network per port: releasing 1000 ports of one pool
+        # took 50 ms instead of 3. Every per-port lookup names the port
+        # index explicitly.
         with self.transaction() as db:
-            db.executemany('DELETE FROM allocations WHERE port_id = ? AND '
+            db.executemany('DELETE FROM allocations INDEXED BY '
+                           'allocations_port WHERE port_id = ? AND '
                            'network = ?', [(p, network) for p in port_ids])
 
     def release(self, port_id: str, network: str | None = None) -> None:
@@ -572,14 +584,29 @@ class Ledger:
                 db.execute('DELETE FROM allocations WHERE port_id = ?',
                            (port_id,))
             else:
-                db.execute('DELETE FROM allocations WHERE port_id = ? AND '
+                db.execute('DELETE FROM allocations INDEXED BY '
+                           'allocations_port WHERE port_id = ? AND '
                            'network = ?', (port_id, network))
 
     def allocation(self, port_id: str, network: str) -> str | None:
         """Return the resource ``port_id`` holds on ``network``, if any."""
-        rows = self._read('SELECT resource FROM allocations WHERE port_id = ? '
+        rows = self._read('SELECT resource FROM allocations INDEXED BY '
+                          'allocations_port WHERE port_id = ? '
                           'AND network = ?', (port_id, network))
         return str(rows[0][0]) if rows else None
+
+    def allocations_of(self, port_ids: list[str], network: str
+                       ) -> dict[str, str]:
+        """Return ``{port_id: resource}`` of the ports among ``port_ids``
+        that hold one on ``network``."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(port_ids):
+            found.update((str(port_id), str(resource)) for port_id, resource
+                         in self._read(
+                'SELECT port_id, resource FROM allocations INDEXED BY '
+                'allocations_port WHERE network = ? AND port_id IN (%s)' %
+                ', '.join('?' * len(chunk)), (network, *chunk)))
+        return found
 
     def allocations(self, network: str | None = None
                     ) -> dict[tuple[str, str], list[str]]:
@@ -740,8 +767,12 @@ def _chunks(items: list[str]) -> Iterator[list[str]]:
         yield items[start:start + _CHUNK]
 
 
+#: One encoder for every record (``json.dumps`` builds one per call).
+_ENCODER = json.JSONEncoder(sort_keys=True)
+
+
 def _dump(obj: Any) -> str:
-    return json.dumps(obj.to_primitive(), sort_keys=True)
+    return _ENCODER.encode(obj.to_primitive())
 
 
 def _port_record(row: Any) -> PortRecord:

@@ -204,7 +204,7 @@ class EndpointManager:
         link up and hide it from the watcher, which connects ``waiting``
         ports when their device appears.
         """
-        deps = {e.port_id: driver.dependencies(e, network) for e in made}
+        deps = driver.dependencies_of(made, network)
         names = {name for wanted in deps.values() for name in wanted}
         missing = {name for name in sorted(names)
                    if not self.context.host.exists(name)}

@@ -79,20 +79,19 @@ class VersionedObject:
             version or is newer than this code.
         """
         name = type(self).__name__
-        major, minor = _parse_version(name, self.VERSION)
-        version = self.VERSION
-        if target_version is not None:
+        if target_version is None:
+            version, fields = self.VERSION, _field_names(type(self))
+        else:
+            major, minor = _parse_version(name, self.VERSION)
             t_major, t_minor = _parse_version(name, target_version)
             if t_major != major or t_minor > minor:
                 raise exception.UnsupportedVersion(
                     obj=name, version=target_version, supported=self.VERSION)
-            minor, version = t_minor, target_version
-        data: dict[str, Any] = {}
-        since = self.FIELD_SINCE
-        for field in _field_names(type(self)):
-            if since.get(field, 0) > minor:
-                continue
-            data[field] = _to_json(getattr(self, field))
+            since = self.FIELD_SINCE
+            version = target_version
+            fields = tuple(f for f in _field_names(type(self))
+                           if since.get(f, 0) <= t_minor)
+        data = {field: _to_json(getattr(self, field)) for field in fields}
         return {NAME_KEY: name, VERSION_KEY: version, DATA_KEY: data}
 
     @classmethod
@@ -153,7 +152,15 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return names
 
 
+#: Values that are their own JSON form.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _to_json(value: Any) -> Any:
+    # NOTE(vpd): most fields are scalars; testing their exact type first
+    # keeps serialising a batch of 1000 ports to a few milliseconds.
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, VersionedObject):
         return value.to_primitive()
     if isinstance(value, tuple):

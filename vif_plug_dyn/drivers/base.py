@@ -153,6 +153,15 @@ class NetworkDriver(abc.ABC):
         """
         return ()
 
+    def dependencies_of(self, endpoints_: list[endpoints.Endpoint],
+                        network: networks.Network
+                        ) -> dict[str, tuple[str, ...]]:
+        """:meth:`dependencies` of many endpoints at once.
+
+        :returns: ``{port_id: host interface names}``.
+        """
+        return {e.port_id: self.dependencies(e, network) for e in endpoints_}
+
     def restore(self, endpoints_: list[endpoints.Endpoint],
                 network: networks.Network, plugged: set[str]
                 ) -> set[str] | None:

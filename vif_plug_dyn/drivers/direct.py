@@ -245,6 +245,22 @@ class DirectDriver(base.NetworkDriver):
                                                network.name)
         return () if lower is None else (lower,)
 
+    def dependencies_of(self, endpoints_: list[endpoints.Endpoint],
+                        network: networks.Network
+                        ) -> dict[str, tuple[str, ...]]:
+        # NOTE(vpd): one query per few hundred ports rather than one per
+        # steered port.
+        lower_of = self.context.ledger.allocations_of(
+            [e.port_id for e in endpoints_], network.name)
+        found: dict[str, tuple[str, ...]] = {}
+        for endpoint in endpoints_:
+            if isinstance(endpoint, endpoints.DirectEndpoint):
+                found[endpoint.port_id] = (endpoint.source_dev,)
+            else:
+                lower = lower_of.get(endpoint.port_id)
+                found[endpoint.port_id] = () if lower is None else (lower,)
+        return found
+
     def restore(self, endpoints_: list[endpoints.Endpoint],
                 network: networks.Network, plugged: set[str]
                 ) -> set[str] | None:

@@ -4,8 +4,9 @@ An operation is a plain ``dict`` with an ``op`` key naming what to do and
 the fields that operation takes — only strings, integers, booleans, lists
 and ``None``, so it crosses the oslo.privsep channel unchanged. The
 builders here (:func:`create_tap`, :func:`set_master`, :func:`delete`...)
-validate on the unprivileged side; :func:`validate_op` runs the same rules
-again inside the daemon, which must not trust its caller.
+validate on the unprivileged side and return a :class:`CheckedOp`, which
+the client does not check a second time; :func:`validate_op` runs the same
+rules again inside the daemon, which must not trust its caller.
 
 Ownership: every device an operation creates is marked with the interface
 alias ``vif_plug_dyn`` or ``vif_plug_dyn:<tag>`` (see :func:`alias_for`).
@@ -356,6 +357,18 @@ ADOPTED_OK = frozenset({'set_link', 'set_bridge', 'set_bond', 'adopt',
                         'release', 'add_address', 'del_address'})
 
 
+class CheckedOp(dict[str, Any]):
+    """An operation :func:`validate_op` returned: normalised and valid.
+
+    NOTE(vpd): a batch of 1000 taps was checked three times (by each
+    builder, again before sending, again in the daemon); the client now
+    skips operations it has already checked. Changing one afterwards only
+    loses the early error: the daemon, which trusts nothing it receives
+    (a plain dict once unpacked), still refuses it with the same
+    :class:`~vif_plug_dyn.exception.InvalidField`.
+    """
+
+
 def validate_op(op: Any, field: str = 'op') -> dict[str, Any]:
     """Check one operation and return it normalised, defaults filled in.
 
@@ -372,9 +385,10 @@ def validate_op(op: Any, field: str = 'op') -> dict[str, Any]:
     if schema is None:
         raise _fail(field + '.op', kind, 'unknown operation; expected one '
                                         'of %s' % ', '.join(sorted(SCHEMAS)))
-    unknown = sorted(str(k) for k in op if k != 'op' and k not in schema)
+    unknown = [str(k) for k in op if k != 'op' and k not in schema]
     if unknown:
-        raise _fail(field, kind, 'unknown field(s) %s' % ', '.join(unknown))
+        raise _fail(field, kind, 'unknown field(s) %s' % ', '.join(
+            sorted(unknown)))
     out: dict[str, Any] = {'op': kind}
     for name, (check, default) in schema.items():
         value = op.get(name)
@@ -393,7 +407,7 @@ def validate_op(op: Any, field: str = 'op') -> dict[str, Any]:
                         exc.kwargs.get('value', value),
                         exc.kwargs.get('reason', str(exc)))
     _check_relations(out, field)
-    return out
+    return CheckedOp(out)
 
 
 def _check_relations(op: dict[str, Any], field: str) -> None:
@@ -451,7 +465,8 @@ def validate_batch(ops: Any) -> list[dict[str, Any]]:
     if len(ops) > MAX_OPS:
         raise _fail('ops', '<%d operations>' % len(ops),
                     'more than %d operations' % MAX_OPS)
-    return [validate_op(op, 'ops[%d]' % i) for i, op in enumerate(ops)]
+    return [op if type(op) is CheckedOp else validate_op(op, 'ops[%d]' % i)
+            for i, op in enumerate(ops)]
 
 
 # --- builders ---------------------------------------------------------------

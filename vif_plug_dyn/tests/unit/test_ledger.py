@@ -249,6 +249,33 @@ def test_allocate_many_matches_allocate_one_by_one(tmp_path):
     many.close()
 
 
+def test_allocations_of(ledger):
+    requests = [_request() for _ in range(1200)]
+    ids = [r.port.port_id for r in requests]
+    ledger.begin_ports(requests, ledger_mod.PLUGGED)
+    pool = [('eth1', None), ('eth2', None)]
+    held = ledger.allocate_many('red', [(p, pool) for p in ids[:1100]])
+    ledger.allocate('blue', ids[0], pool)
+    got = ledger.allocations_of(ids, 'red')
+    assert got == dict(zip(ids[:1100], held))
+    assert ledger.allocations_of(ids, 'blue') == {ids[0]: 'eth1'}
+    assert ledger.allocations_of([], 'red') == {}
+
+
+def test_per_port_allocation_lookups_use_the_port_index(ledger):
+    # NOTE(vpd): the primary key's network prefix would scan a whole
+    # network per port (releasing 1000 ports took 50 ms instead of 3).
+    conn = sqlite3.connect(ledger.path)
+    for sql, args in (
+            ('DELETE FROM allocations INDEXED BY allocations_port WHERE '
+             'port_id = ? AND network = ?', ('p', 'red')),
+            ('SELECT resource FROM allocations INDEXED BY allocations_port '
+             'WHERE port_id = ? AND network = ?', ('p', 'red'))):
+        plan = conn.execute('EXPLAIN QUERY PLAN ' + sql, args).fetchall()
+        assert 'allocations_port' in str(plan), plan
+    conn.close()
+
+
 def test_allocate_many_is_all_or_nothing(ledger):
     requests = [_request() for _ in range(3)]
     ledger.begin_ports(requests, ledger_mod.PLUGGED)

@@ -178,6 +178,21 @@ class TestOperations:
         with pytest.raises(exception.InvalidField):
             ops.validate_batch([ops.create_tap('t')] * (ops.MAX_OPS + 1))
 
+    def test_checked_ops_are_not_checked_twice_on_the_client(self):
+        built = ops.create_tap('tap0', mtu=1400)
+        plain = dict(built)
+        checked = ops.validate_batch([built, plain])
+        assert isinstance(built, ops.CheckedOp)
+        assert checked[0] is built
+        assert checked[1] is not plain and checked[1] == plain
+        # Changed after it was built: the client lets it through, and the
+        # daemon, which receives a plain dict, still refuses it.
+        built['mtu'] = 5
+        assert ops.validate_batch([built])[0] is built
+        with pytest.raises(exception.InvalidField) as excinfo:
+            ops.validate_batch([dict(built)])
+        assert _field(excinfo) == 'ops[0].mtu'
+
     def test_validation_is_idempotent(self):
         for op in (ops.create_tap('t', mtu=1400), ops.delete(['a', 'b']),
                    ops.set_vf('eth0', 1, vlan=5, qos=1),

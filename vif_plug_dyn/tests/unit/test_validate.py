@@ -92,6 +92,14 @@ def test_uuid():
     assert validate.uuid(value) == value.lower()
     with pytest.raises(exception.InvalidField, match='field port_id'):
         validate.uuid('not-a-uuid', 'port_id')
+    # Canonical, braced and urn forms all come back canonical.
+    canonical = value.lower()
+    for form in (canonical, '{%s}' % value, 'urn:uuid:' + canonical,
+                 canonical.replace('-', '')):
+        assert validate.uuid(form) == canonical
+    for bad in (canonical + '\n', canonical[:-1] + 'g', ' ' + canonical):
+        with pytest.raises(exception.InvalidField):
+            validate.uuid(bad)
 
 
 @pytest.mark.parametrize('func', [validate.network_name,
