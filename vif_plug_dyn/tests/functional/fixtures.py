@@ -27,8 +27,17 @@ def private_host(prefix):
 
     The daemon is one per process: the context stops it on exit so the
     namespace (and every device in it) can go.
+
+    :raises RuntimeError: a daemon already runs in this process. NOTE(vpd):
+        oslo.privsep would keep it, in its namespace, and every call of
+        the second host would silently change the first one's.
     """
     require_root()
+    if privsep.running():
+        raise RuntimeError(
+            'the privileged daemon of this process already runs (in '
+            'namespace %s): stop it before opening another private host'
+            % privsep.vif_plug_dyn_pctxt.netns)
     with NetNamespace(prefix) as ns:
         privsep.start(netns=ns.name)
         try:
