@@ -3,8 +3,9 @@
 
 A fresh process plays the network agent: it loads the library through
 its public API (:func:`vif_plug_dyn.initialize`), requests COUNT
-``ethernet`` endpoints on a bridge network with
-:func:`vif_plug_dyn.request_endpoints` (in batches of ``--batch``), then
+``ethernet`` endpoints on bridge networks with
+:func:`vif_plug_dyn.request_endpoints` (in batches of ``--batch``, each
+on the next of ``--bridges``: a Linux bridge holds at most 1023 ports), then
 reads its own resident set size (``VmRSS``, and the peak ``VmHWM``) and
 that of its privileged daemon (started by this process inside
 ``--netns``). It releases everything before it exits.
@@ -31,28 +32,37 @@ from vif_plug_dyn.privsep import linux_net  # noqa: E402
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--netns', required=True)
-    parser.add_argument('--bridge', required=True,
-                        help='an existing bridge in the namespace')
+    parser.add_argument('--bridges', required=True,
+                        help='existing bridges in the namespace, comma '
+                             'separated; batches go to each in turn')
     parser.add_argument('--count', type=int, required=True)
     parser.add_argument('--batch', type=int, default=1000)
     args = parser.parse_args(argv)
+    bridges = args.bridges.split(',')
+    if args.count > len(bridges) * min(args.batch, 1000):
+        parser.error('%d ports need more bridges (1000 per bridge)'
+                     % args.count)
     common.setup_process_conf()
+    names = ['mem-%d' % n for n in range(len(bridges))]
     conf = common.make_conf(args.netns, {
-        'mem': "<network type='bridge'><name>mem</name>"
-               "<bridge name='%s' managed='no'/></network>" % args.bridge})
+        name: "<network type='bridge'><name>%s</name><bridge name='%s' "
+              "managed='no'/></network>" % (name, bridge)
+        for name, bridge in zip(names, bridges, strict=True)})
     vif_plug_dyn.initialize(conf)
     manager = vif_plug_dyn.get_manager()
     try:
-        warm = common.make_ports(1, 'mem', salt=255)
+        warm = common.make_ports(1, names[-1], salt=255)
         vif_plug_dyn.request_endpoints(warm, ['ethernet'])
         baseline = common.rss_kb()['VmRSS']
-        made = common.make_ports(args.count, 'mem')
+        batches = [common.make_ports(min(args.batch, args.count - at),
+                                     names[n % len(names)], salt=n)
+                   for n, at in enumerate(range(0, args.count, args.batch))]
+        made = [port for batch in batches for port in batch]
         start = time.perf_counter()
-        for at in range(0, args.count, args.batch):
-            vif_plug_dyn.request_endpoints(made[at:at + args.batch],
-                                           ['ethernet'])
+        for batch in batches:
+            vif_plug_dyn.request_endpoints(batch, ['ethernet'])
         plug_s = time.perf_counter() - start
-        assert len(manager.ledger.port_ids('mem')) == args.count + 1
+        assert len(manager.ledger.port_ids()) == args.count + 1
         agent = common.rss_kb()
         daemon = common.rss_kb(int(linux_net.daemon_info()['pid']))
         vif_plug_dyn.release_endpoints([p.port_id for p in warm + made])

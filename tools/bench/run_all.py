@@ -184,32 +184,45 @@ class Kind:
         left = self.count_links('tun')
         if left:
             raise SystemExit('%s: %d taps left' % (self.name, left))
-        if self.manager.ledger.port_ids(self.network):
+        if self.manager.ledger.port_ids():
             raise SystemExit('%s: ports left in the ledger' % self.name)
 
     def close(self) -> None:
         self.manager.close()
 
 
+#: Ports per Linux bridge in the bridge workloads.
+#: NOTE(vpd): a Linux bridge holds at most 1023 ports (10-bit port
+#: numbers, 0 reserved; the next is refused with EXFULL), so 4000 ports
+#: are spread over four bridges of 1000 — the same bridges for every
+#: method.
+PORTS_PER_BRIDGE = 1000
+#: Extra bridges for counts above PORTS_PER_BRIDGE (networks bench-1...).
+EXTRA_BRIDGES = 3
+
+
+def _bridge_network(name: str, bridge: str) -> str:
+    return ("<network type='bridge'><name>%s</name>"
+            "<bridge name='%s' managed='no'/><mtu size='%d'/></network>"
+            % (name, bridge, MTU))
+
+
 class BridgeKind(Kind):
     name = 'bridge'
     bridge = 'brbench'
-    networks = {
-        'bench': "<network type='bridge'><name>bench</name>"
-                 "<bridge name='brbench' managed='no'/>"
-                 "<mtu size='%d'/></network>" % MTU,
-        'bench2': "<network type='bridge'><name>bench2</name>"
-                  "<bridge name='brbench2' managed='no'/>"
-                  "<mtu size='%d'/></network>" % MTU,
-    }
+    #: network -> bridge; ``bench2`` is where cable moves go.
+    bridges = {'bench': 'brbench', 'bench2': 'brbench2',
+               **{'bench-%d' % n: 'brbench-%d' % n
+                  for n in range(1, EXTRA_BRIDGES + 1)}}
+    networks = {name: _bridge_network(name, bridge)
+                for name, bridge in bridges.items()}
 
     def __init__(self, ns: str, manager: manager_mod.EndpointManager
                  ) -> None:
         super().__init__(ns, manager)
         # NOTE(vpd): operator bridges (adopted, never removed by the
-        # library), so every method works on the same bridge.
-        self.host.run([ops.create_bridge('brbench'),
-                       ops.create_bridge('brbench2')])
+        # library), so every method works on the same bridges.
+        self.host.run([ops.create_bridge(b) for b in self.bridges.values()])
         self.plug_methods = {
             'library': (self.library_plug, False),
             'helper batch': (self.helper_batch, False),
@@ -222,9 +235,23 @@ class BridgeKind(Kind):
             'per-op calls': (self.per_op_delete, True),
         }
 
+    def new_ports(self, count: int) -> None:
+        """``count`` ports, the first 1000 on ``bench``, each next 1000 on
+        ``bench-1``, ``bench-2``..."""
+        self.salt += 1
+        self.ports = []
+        for block, start in enumerate(range(0, count, PORTS_PER_BRIDGE)):
+            network = self.network if block == 0 else 'bench-%d' % block
+            self.ports += common.make_ports(
+                min(PORTS_PER_BRIDGE, count - start), network,
+                (self.salt << 3) + block)
+
+    def bridge_of(self, port: ports_mod.Port) -> str:
+        return self.bridges[port.network]
+
     def helper_batch(self) -> float:
-        network = self.manager.registry.get(self.network)
-        batch = [taps.tap_op(p, network, self.bridge) for p in self.ports]
+        batch = [taps.tap_op(p, self.manager.registry.get(p.network),
+                             self.bridge_of(p)) for p in self.ports]
         return common.timed(lambda: self.host.run(batch))
 
     def per_op(self) -> float:
@@ -235,7 +262,7 @@ class BridgeKind(Kind):
                 name, mac=taps.host_mac(port.mac), up=False,
                 tag=port.port_id))
             self.host.apply_one(ops.set_mtu(name, MTU))
-            self.host.apply_one(ops.set_master(name, self.bridge))
+            self.host.apply_one(ops.set_master(name, self.bridge_of(port)))
             self.host.apply_one(ops.set_state(name, True))
         return time.perf_counter() - start
 
@@ -246,15 +273,17 @@ class BridgeKind(Kind):
             lines.append('tuntap add dev %s mode tap' % name)
             lines.append('link set dev %s mtu %d address %s master %s '
                          'alias %s up' % (name, MTU, taps.host_mac(port.mac),
-                                          self.bridge,
+                                          self.bridge_of(port),
                                           ops.alias_for(port.port_id)))
         return common.ip_batch(self.ns, lines)
 
     def after_plug_check(self) -> None:
-        on_bridge = self.host.list_links(master=self.bridge)
-        if len(on_bridge) != len(self.ports):
-            raise SystemExit('bridge: %d ports on %s, expected %d' % (
-                len(on_bridge), self.bridge, len(self.ports)))
+        for bridge in set(map(self.bridge_of, self.ports)):
+            want = sum(1 for p in self.ports if self.bridge_of(p) == bridge)
+            on_bridge = self.host.list_links(master=bridge)
+            if len(on_bridge) != want:
+                raise SystemExit('bridge: %d ports on %s, expected %d' % (
+                    len(on_bridge), bridge, want))
         sample = self.host.get_link(self.ports[-1].tap_name)
         want = {'mtu': MTU, 'up': True, 'owned': True,
                 'tag': self.ports[-1].port_id, 'kind': 'tun'}
@@ -597,11 +626,14 @@ def cable_latency(kind: Kind, other: str, count: int, reps: int,
 
 
 def agent_memory(ns: str, count: int, results: dict[str, Any]) -> None:
-    subprocess.run(['ip', '-n', ns, 'link', 'add', 'brmem', 'type',
-                    'bridge'], check=True)
+    bridges = ['brmem%d' % n for n in range(-(-count // PORTS_PER_BRIDGE))]
+    for bridge in bridges:
+        subprocess.run(['ip', '-n', ns, 'link', 'add', bridge, 'type',
+                        'bridge'], check=True)
     out = subprocess.run(
         [sys.executable, os.path.join(HERE, 'agent_memory.py'), '--netns',
-         ns, '--bridge', 'brmem', '--count', str(count)], check=True,
+         ns, '--bridges', ','.join(bridges), '--count', str(count)],
+        check=True,
         capture_output=True, text=True, timeout=1800).stdout
     results['memory'] = json.loads(out.strip().splitlines()[-1])
     print('memory: %r' % results['memory'], file=sys.stderr, flush=True)

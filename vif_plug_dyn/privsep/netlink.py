@@ -195,11 +195,23 @@ def _configure(sock: socket.socket) -> None:
             pass
 
 
+#: What a terse kernel refusal means for the operations of this library.
+#: NOTE(vpd): a Linux bridge numbers its ports in 10 bits (port 0 is
+#: reserved): the 1024th port is refused with "Exchange full" and no
+#: extended ack.
+HINTS = {errno_mod.EXFULL: 'the master has no free port: a Linux bridge '
+                           'holds at most 1023'}
+
+
 def reason(err: int, text: str | None) -> str:
     """The best description of a kernel error: its extended-ack message
-    when given, else strerror()."""
+    when given, else strerror(), and what it means where that is not
+    obvious (:data:`HINTS`)."""
     base = os.strerror(err) if err else 'success'
-    return '%s: %s' % (base, text) if text else base
+    if text:
+        base = '%s: %s' % (base, text)
+    hint = HINTS.get(err)
+    return '%s (%s)' % (base, hint) if hint else base
 
 
 #: errno values that mean "no such device" in rtnetlink answers.

@@ -168,3 +168,25 @@ def test_rollback_at_each_step(host, manager, monkeypatch, step):
     finally:
         if step == 'batch':
             host.run(['ip', 'link', 'del', batch[2].tap_name])
+
+
+def test_a_full_bridge_refuses_clearly_and_leaves_nothing(host, manager):
+    """A Linux bridge holds at most 1023 ports: the 1024th makes the whole
+    batch fail with an error that says so, and nothing stays."""
+    batch = [ports.Port(port_id=str(uuid.uuid4()),
+                        mac='52:54:00:11:%02x:%02x' % (n >> 8, n & 0xff),
+                        network='red') for n in range(1024)]
+    with pytest.raises(exception.NetlinkOperationFailed) as excinfo:
+        manager.request_endpoints(batch, ['ethernet'])
+    assert excinfo.value.kwargs['errno'] == 54  # EXFULL
+    assert 'at most 1023' in str(excinfo.value)
+    assert manager.ledger.list_ports() == []
+    assert manager.ledger.devices() == []
+    links = fixtures.links(host)
+    assert not [n for n in links if n.startswith('vpd')]
+    assert 'br-red' not in links
+    # One port fewer fits.
+    made = manager.request_endpoints(batch[:1023], ['ethernet'])
+    assert fixtures.master_of(host, made[-1].tap) == 'br-red'
+    manager.release_endpoints([p.port_id for p in batch[:1023]])
+    assert not [n for n in fixtures.links(host) if n.startswith('vpd')]
