@@ -74,13 +74,16 @@ class NetnsPrivContext(priv_context.PrivContext):
 
     def helper_command(self, sockpath: str) -> list[str]:
         """The daemon's command line, inside :attr:`netns` if set."""
-        cmd = [_helper_path(arg) for arg in super().helper_command(sockpath)]
+        cmd = super().helper_command(sockpath)
         if os.geteuid() == 0 and not self.conf.helper_command:
             # NOTE(vpd): already root: the root helper oslo.privsep puts in
             # front (sudo) adds nothing and may not even be installed.
+            # Only then is privsep-helper named by its path: through a
+            # root helper it must stay the bare word that sudoers and the
+            # rootwrap filters (etc/vif_plug_dyn/rootwrap.d) allow.
             at = next((i for i, arg in enumerate(cmd)
                        if os.path.basename(arg) == 'privsep-helper'), 0)
-            cmd = cmd[at:]
+            cmd = [_helper_path(arg) for arg in cmd[at:]]
         return cmd if self.netns is None else netns_command(cmd, self.netns)
 
 

@@ -102,6 +102,23 @@ class TestContext:
         assert cmd[:5] == ['ip', 'netns', 'exec', 'vpdt-1',
                            '/venv/bin/privsep-helper']
 
+    def test_helper_path_only_without_a_root_helper(self, monkeypatch):
+        import os
+        import sys
+        beside = os.path.join(os.path.dirname(sys.executable),
+                              'privsep-helper')
+        monkeypatch.setattr(priv_context, '_HELPER_COMMAND_PREFIX',
+                            ['sudo'])
+        monkeypatch.setattr(privsep.os, 'access', lambda path, mode: True)
+        monkeypatch.setattr(privsep.os, 'geteuid', lambda: 0)
+        ctx = privsep.vif_plug_dyn_pctxt
+        assert ctx.helper_command('/tmp/s.sock')[0] == beside
+        # Behind sudo or rootwrap the word stays bare, as sudoers and the
+        # rootwrap filters name it.
+        monkeypatch.setattr(privsep.os, 'geteuid', lambda: 1000)
+        assert ctx.helper_command('/tmp/s.sock')[:2] == [
+            'sudo', 'privsep-helper']
+
     def test_netns_goes_after_a_root_helper(self):
         cmd = privsep.netns_command(
             ['sudo', 'nova-rootwrap', '/etc/r.conf', 'privsep-helper',
