@@ -239,19 +239,17 @@ class DirectDriver(base.NetworkDriver):
 
     def dependencies(self, endpoint: endpoints.Endpoint,
                      network: networks.Network) -> tuple[str, ...]:
-        if isinstance(endpoint, endpoints.DirectEndpoint):
-            return (endpoint.source_dev,)
-        lower = self.context.ledger.allocation(endpoint.port_id,
-                                               network.name)
-        return () if lower is None else (lower,)
+        return self.dependencies_of([endpoint], network)[endpoint.port_id]
 
     def dependencies_of(self, endpoints_: list[endpoints.Endpoint],
                         network: networks.Network
                         ) -> dict[str, tuple[str, ...]]:
-        # NOTE(vpd): one query per few hundred ports rather than one per
-        # steered port.
+        # NOTE(vpd): a genuine macvtap names its lower device; a steered
+        # port's is its allocation, read in one query per few hundred
+        # ports rather than one per port.
         lower_of = self.context.ledger.allocations_of(
-            [e.port_id for e in endpoints_], network.name)
+            [e.port_id for e in endpoints_
+             if not isinstance(e, endpoints.DirectEndpoint)], network.name)
         found: dict[str, tuple[str, ...]] = {}
         for endpoint in endpoints_:
             if isinstance(endpoint, endpoints.DirectEndpoint):
