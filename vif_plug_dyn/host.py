@@ -22,6 +22,7 @@ from typing import Any
 from oslo_config import cfg
 
 from vif_plug_dyn import exception
+from vif_plug_dyn import objects
 from vif_plug_dyn import opts
 from vif_plug_dyn import privsep
 from vif_plug_dyn.privsep import linux_net
@@ -300,12 +301,8 @@ def _lists(value: Any) -> Any:
     documented as JSON-like lists and dicts.
     """
     if isinstance(value, dict):
-        return {k: v if type(v) in _SCALARS else _lists(v)
+        return {k: v if type(v) in objects.JSON_SCALARS else _lists(v)
                 for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_lists(v) for v in value]
     return value
-
-
-#: Result values that need no conversion (most of them).
-_SCALARS = frozenset({str, int, bool, type(None)})

@@ -33,16 +33,13 @@ import queue
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from typing import Any
 
-from oslo_config import cfg
 
 from vif_plug_dyn import ledger as ledger_mod
 from vif_plug_dyn import manager as manager_mod
-from vif_plug_dyn import opts
 from vif_plug_dyn import ports
 from vif_plug_dyn import privsep
 from vif_plug_dyn.privsep import netlink
@@ -51,31 +48,16 @@ from vif_plug_dyn.runtime import watcher as watcher_mod
 from vif_plug_dyn.tests.functional.harness.netns import NetNamespace
 from vif_plug_dyn.tests.functional.steering import redirects
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
 GOAL_P99_MS = 20.0
 WAIT = 30.0
 
 
-def _conf(state: str, net_dir: str, netns: str) -> cfg.ConfigOpts:
-    conf = cfg.ConfigOpts()
-    opts.register_opts(conf)
-    conf([], default_config_files=[])
-    conf.set_override('state_path', state, opts.GROUP)
-    conf.set_override('network_dir', net_dir, opts.GROUP)
-    conf.set_override('netns', netns, opts.GROUP)
-    return conf
-
-
 def _manager(ns: NetNamespace, networks: dict[str, str]
              ) -> manager_mod.EndpointManager:
-    base = tempfile.mkdtemp(prefix='vpd-bench-')
-    net_dir = os.path.join(base, 'networks')
-    os.makedirs(net_dir)
-    for name, xml in networks.items():
-        with open(os.path.join(net_dir, name + '.xml'), 'w',
-                  encoding='utf-8') as handle:
-            handle.write(xml)
-    return manager_mod.EndpointManager(_conf(os.path.join(base, 'state'),
-                                             net_dir, ns.name))
+    return manager_mod.EndpointManager(common.make_conf(ns.name, networks))
 
 
 def _direct(name: str, dev: str) -> str:
