@@ -71,6 +71,18 @@ class NetworkDriver(abc.ABC):
         """The driver's name (its class name unless overridden)."""
         return type(self).__name__
 
+    def last_ports_of(self, network: networks.Network,
+                      leaving: set[str]) -> bool:
+        """Whether no port of ``network`` is left once ``leaving`` (port
+        ids) are gone: its own host objects may go too.
+
+        :param network: the network ports leave.
+        :param leaving: ids of the ports on their way out.
+        """
+        # NOTE(vpd): ids only: parsing every record of the network made
+        # each move off it cost milliseconds per port already there.
+        return not self.context.ledger.port_ids(network.name) - leaving
+
     @abc.abstractmethod
     def endpoint_types(self, network: networks.Network) -> tuple[str, ...]:
         """Return the endpoint types this driver can provide on ``network``

@@ -101,10 +101,7 @@ class BridgeDriver(base.NetworkDriver):
                                  leaving: set[str]) -> None:
         if not network.managed or not self._owns_bridge(network):
             return
-        # NOTE(vpd): ids only: parsing every record of the network made
-        # each move off it cost milliseconds per port already there.
-        remaining = self.context.ledger.port_ids(network.name) - leaving
-        if remaining:
+        if not self.last_ports_of(network, leaving):
             return
         names = [str(network.bridge)]
         if network.uplink and network.uplink_vlan:

@@ -79,10 +79,8 @@ class OpenVSwitchDriver(base.NetworkDriver):
                 self.db.bridge_external_ids(bridge).get(OWNER_KEY) != \
                 network.name:
             return
-        # NOTE(vpd): ids only: parsing every record of the network made
-        # each move off it cost milliseconds per port already there.
-        remaining = self.context.ledger.port_ids(network.name) - leaving
-        if not remaining and not self.db.list_ports(bridge):
+        if self.last_ports_of(network, leaving) and \
+                not self.db.list_ports(bridge):
             self.db.del_bridge(bridge, wait=self._wait)
 
     def _port(self, endpoint: endpoints.Endpoint,

@@ -65,8 +65,33 @@ def make_conf(tmp_path, netns, networks, **overrides):
 
 
 def make_manager(tmp_path, netns, networks, **overrides):
+    """A manager on ``netns`` with ``networks`` ({name: xml}) defined."""
     return manager_mod.EndpointManager(
         make_conf(tmp_path, netns, networks, **overrides))
+
+
+@contextlib.contextmanager
+def managed(tmp_path, netns, networks, **overrides):
+    """:func:`make_manager`, releasing every port it holds and closing on
+    exit so the next test finds the namespace as it was."""
+    mgr = make_manager(tmp_path, netns, networks, **overrides)
+    try:
+        yield mgr
+    finally:
+        mgr.release_endpoints(
+            [r.port.port_id for r in mgr.ledger.list_ports()])
+        mgr.close()
+
+
+def uplink(ns, name, peer, *extra):
+    """A veth pair in ``ns`` with ``name`` up: an operator's NIC.
+
+    :param extra: more ``ip link add`` words for the peer, e.g.
+        ``('netns', other.name)``.
+    """
+    ns.run(['ip', 'link', 'add', name, 'type', 'veth', 'peer', 'name',
+            peer] + list(extra))
+    ns.run(['ip', 'link', 'set', name, 'up'])
 
 
 def links(ns):

@@ -46,9 +46,7 @@ PORTS = 48
 def host():
     with fixtures.private_host('conc') as ns:
         for n in range(3):
-            ns.run(['ip', 'link', 'add', 'up%d' % n, 'type', 'veth',
-                    'peer', 'name', 'wire%d' % n])
-            ns.run(['ip', 'link', 'set', 'up%d' % n, 'up'])
+            fixtures.uplink(ns, 'up%d' % n, 'wire%d' % n)
         yield ns
 
 

@@ -26,10 +26,8 @@ def host():
 
 @pytest.fixture
 def manager(host, tmp_path):
-    mgr = fixtures.make_manager(tmp_path, host.name, NETWORKS)
-    yield mgr
-    mgr.release_endpoints([r.port.port_id for r in mgr.ledger.list_ports()])
-    mgr.close()
+    with fixtures.managed(tmp_path, host.name, NETWORKS) as mgr:
+        yield mgr
 
 
 def _port(network='red', n=1):

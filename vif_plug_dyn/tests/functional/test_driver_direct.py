@@ -35,18 +35,14 @@ NETWORKS = {
 def host():
     with fixtures.private_host('drvdir') as ns:
         for n in range(3):
-            ns.run(['ip', 'link', 'add', 'up%d' % n, 'type', 'veth',
-                    'peer', 'name', 'wire%d' % n])
-            ns.run(['ip', 'link', 'set', 'up%d' % n, 'up'])
+            fixtures.uplink(ns, 'up%d' % n, 'wire%d' % n)
         yield ns
 
 
 @pytest.fixture
 def manager(host, tmp_path):
-    mgr = fixtures.make_manager(tmp_path, host.name, NETWORKS)
-    yield mgr
-    mgr.release_endpoints([r.port.port_id for r in mgr.ledger.list_ports()])
-    mgr.close()
+    with fixtures.managed(tmp_path, host.name, NETWORKS) as mgr:
+        yield mgr
 
 
 def _port(network, n=1):

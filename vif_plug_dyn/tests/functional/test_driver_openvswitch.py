@@ -34,13 +34,11 @@ def switch():
 @pytest.fixture
 def manager(switch, tmp_path):
     ns, ovs = switch
-    mgr = fixtures.make_manager(tmp_path, ns.name, NETWORKS,
-                                ovsdb_socket=ovs.db_sock,
-                                ovs_datapath_type='netdev',
-                                ovs_apply_wait=10.0)
-    yield mgr
-    mgr.release_endpoints([r.port.port_id for r in mgr.ledger.list_ports()])
-    mgr.close()
+    with fixtures.managed(tmp_path, ns.name, NETWORKS,
+                          ovsdb_socket=ovs.db_sock,
+                          ovs_datapath_type='netdev',
+                          ovs_apply_wait=10.0) as mgr:
+        yield mgr
 
 
 def _port(network='green', n=1):

@@ -42,11 +42,9 @@ def manager(host, tmp_path):
     iface_dir.mkdir()
     for name, xml in INTERFACES.items():
         (iface_dir / (name + '.xml')).write_text(xml)
-    mgr = fixtures.make_manager(tmp_path, host.name, NETWORKS,
-                                interface_dir=str(iface_dir))
-    yield mgr
-    mgr.release_endpoints([r.port.port_id for r in mgr.ledger.list_ports()])
-    mgr.close()
+    with fixtures.managed(tmp_path, host.name, NETWORKS,
+                          interface_dir=str(iface_dir)) as mgr:
+        yield mgr
 
 
 def _port(network):

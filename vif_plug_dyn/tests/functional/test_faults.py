@@ -41,26 +41,18 @@ NETWORKS = {
 ATTEMPTS = 4
 
 
-def _veth(ns, name):
-    ns.run(['ip', 'link', 'add', name, 'type', 'veth', 'peer', 'name',
-            'p' + name])
-    ns.run(['ip', 'link', 'set', name, 'up'])
-
-
 @pytest.fixture(scope='module')
 def host():
     with fixtures.private_host('fault') as ns:
         for n in range(3):
-            _veth(ns, 'up%d' % n)
+            fixtures.uplink(ns, 'up%d' % n, 'pup%d' % n)
         yield ns
 
 
 @pytest.fixture
 def manager(host, tmp_path):
-    mgr = fixtures.make_manager(tmp_path, host.name, NETWORKS)
-    yield mgr
-    mgr.release_endpoints([r.port.port_id for r in mgr.ledger.list_ports()])
-    mgr.close()
+    with fixtures.managed(tmp_path, host.name, NETWORKS) as mgr:
+        yield mgr
 
 
 def _ports(network, count, salt):
@@ -158,7 +150,7 @@ def test_lower_device_deleted_mid_batch(host, manager):
     before = invariants.dump(host)
     try:
         for attempt in range(ATTEMPTS):
-            _veth(host, 'lone0')
+            fixtures.uplink(host, 'lone0', 'plone0')
             batch = _ports('solo', 1000, 10 + attempt)
             injected, error = _during(
                 lambda: manager.request_endpoints(batch, ['ethernet']),

@@ -20,18 +20,14 @@ NETWORKS = {
 @pytest.fixture(scope='module')
 def host():
     with fixtures.private_host('recon') as ns:
-        ns.run(['ip', 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name',
-                'wire0'])
-        ns.run(['ip', 'link', 'set', 'up0', 'up'])
+        fixtures.uplink(ns, 'up0', 'wire0')
         yield ns
 
 
 @pytest.fixture
 def manager(host, tmp_path):
-    mgr = fixtures.make_manager(tmp_path, host.name, NETWORKS)
-    yield mgr
-    mgr.release_endpoints([r.port.port_id for r in mgr.ledger.list_ports()])
-    mgr.close()
+    with fixtures.managed(tmp_path, host.name, NETWORKS) as mgr:
+        yield mgr
 
 
 def _port(network, n):

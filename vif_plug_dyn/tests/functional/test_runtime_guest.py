@@ -46,9 +46,7 @@ def world(tmp_path_factory):
     images = lvh.guest_images()
     tmp = tmp_path_factory.mktemp('runtime')
     with fixtures.private_host('rtq') as host, NetNamespace('rtqlan') as lan:
-        host.run(['ip', 'link', 'add', 'up0', 'type', 'veth', 'peer',
-                  'name', 'lan0', 'netns', lan.name])
-        host.run(['ip', 'link', 'set', 'up0', 'up'])
+        fixtures.uplink(host, 'up0', 'lan0', 'netns', lan.name)
         lan.run(['ip', 'link', 'set', 'lan0', 'up'])
         lan.run(['ip', 'addr', 'add', '198.51.100.1/24', 'dev', 'lan0'])
         with lvh.Libvirtd(host) as lv:

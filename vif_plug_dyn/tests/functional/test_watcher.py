@@ -55,12 +55,10 @@ def _make_up0(host, far):
 
 @pytest.fixture
 def manager(host, tmp_path):
-    mgr = fixtures.make_manager(tmp_path, host.name, {
-        'blue': _direct('blue', ['up0']),
-        'late': _direct('late', ['later0'], mode='vepa')})
-    yield mgr
-    mgr.release_endpoints([r.port.port_id for r in mgr.ledger.list_ports()])
-    mgr.close()
+    networks = {'blue': _direct('blue', ['up0']),
+                'late': _direct('late', ['later0'], mode='vepa')}
+    with fixtures.managed(tmp_path, host.name, networks) as mgr:
+        yield mgr
 
 
 def test_lower_device_loss_and_return_carry_traffic_again(host, far,
