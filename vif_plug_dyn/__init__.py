@@ -48,23 +48,37 @@ _MANAGER: manager_mod.EndpointManager | None = None
 _LOCK = threading.Lock()
 
 
-def initialize(conf: cfg.ConfigOpts | None = None, host: Any = None
+def initialize(conf: cfg.ConfigOpts | None = None, host: Any = None,
+               hypervisor: Any = manager_mod.CONFIGURED
                ) -> manager_mod.EndpointManager:
-    """Load the configuration, the host's networks and the ledger.
+    """Load the configuration, the host's networks and the ledger, and
+    wire the hypervisor adapter that tells guests about their cables.
 
     Safe to call again: the later call replaces the earlier state.
+
+    The adapter is the one ``[vif_plug_dyn] hypervisor`` names
+    (``libvirt`` by default, reaching ``[vif_plug_dyn_libvirt] uri``;
+    ``none`` for host-only use). It is checked to be installed here and
+    loaded the first time a guest is told something, so a process that
+    only reads never loads it. A guest that cannot be told now (not
+    running, hypervisor unreachable) is not an error: its wanted link is
+    kept in the ledger as pending (see :doc:`/user/runtime`).
 
     :param conf: the configuration (``oslo_config.cfg.CONF`` if omitted);
         the library's options are registered on it.
     :param host: a privileged host helper to hand the drivers instead of
         the default one (tests).
+    :param hypervisor: an adapter to use instead of the configured one,
+        or ``None`` for host-only use.
     :returns: the manager the module functions use.
+    :raises HypervisorNotFound: the configured adapter is not installed.
     """
     global _MANAGER
     conf = cfg.CONF if conf is None else conf
     opts.register_opts(conf)
     with _LOCK:
-        _MANAGER = manager_mod.EndpointManager(conf, host=host)
+        _MANAGER = manager_mod.EndpointManager(conf, host=host,
+                                               hypervisor=hypervisor)
         return _MANAGER
 
 

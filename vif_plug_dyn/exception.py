@@ -220,6 +220,16 @@ class PrivilegedHelperFailed(VifPlugDynException):
     msg_fmt = 'The privileged helper failed during %(operation)s: %(reason)s'
 
 
+class NamespaceMismatch(VifPlugDynException):
+    """The process's privileged helper serves another network namespace
+    than the configuration asks for (one process, one namespace)."""
+
+    msg_fmt = ('This process\'s privileged helper serves network namespace '
+               '%(serving)s, but the configuration asks for network '
+               'namespace %(wanted)s: one process serves one namespace '
+               '(stop the helper first, or use another process)')
+
+
 # --- hypervisor adapters -----------------------------------------------------
 
 class HypervisorNotFound(VifPlugDynException, LookupError):

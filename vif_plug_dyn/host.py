@@ -39,6 +39,14 @@ class HostNetwork:
     :param tag: owner tag written into the alias of every device created
         through this object when an operation gives none.
     :raises InvalidField: a bad tag or namespace name.
+    :raises NamespaceMismatch: this process's daemon already serves
+        another namespace (see :func:`vif_plug_dyn.privsep.claim`).
+
+    One process, one namespace: the process has one daemon, started in
+    the namespace of the first helper that needs it. A helper configured
+    for another namespace while that daemon runs refuses every call with
+    :class:`~vif_plug_dyn.exception.NamespaceMismatch`, naming both
+    namespaces, rather than make its devices in the daemon's namespace.
     """
 
     def __init__(self, conf: cfg.ConfigOpts | None = None,
@@ -46,9 +54,10 @@ class HostNetwork:
         self.conf = cfg.CONF if conf is None else conf
         opts.register_opts(self.conf)
         privsep.use_conf(self.conf)
-        netns = self.conf[opts.GROUP].netns
-        if netns:
-            privsep.set_netns(netns)
+        #: The namespace this helper's devices belong in (``None``: the one
+        #: this process's daemon serves, the process's own by default).
+        self.netns: str | None = self.conf[opts.GROUP].netns or None
+        privsep.claim(self.netns)
         self.tag = None if tag is None else ops.check_tag(tag)
 
     # -- daemon --------------------------------------------------------------
@@ -113,10 +122,13 @@ class HostNetwork:
         checked = self._prepare([op])[0]
         return _lists(self._call(linux_net.apply_one, checked))
 
-    @staticmethod
-    def _call(entrypoint: Any, *args: Any) -> Any:
+    def _call(self, entrypoint: Any, *args: Any) -> Any:
         func = getattr(entrypoint, 'func', entrypoint)
         name = getattr(func, '__name__', 'call')
+        # NOTE(vpd): checked on every call, not only when this helper was
+        # made: another helper of this process may have started the
+        # daemon in its own namespace since.
+        privsep.claim(self.netns)
         # NOTE(vpd): a daemon that died since the last call (killed, out
         # of memory) is replaced before this call is sent. A call that was
         # in flight when it died is not repeated: it may have been half

@@ -9,7 +9,10 @@ One SQLite database (``<state_path>/ledger.sqlite3``) holds, for this host:
 * **allocations**: which port holds which pool resource (a direct pool
   interface, a VF) of which network;
 * **devices**: every host device the library created, with its owner, so
-  that leaks can be found and removed.
+  that leaks can be found and removed;
+* **guest links**: whether each port's guest has been told the link state
+  its cable wants (``applied``) or not yet (``pending``, with the reason:
+  the guest is not running, the hypervisor cannot be reached...).
 
 Every change runs in one ``BEGIN IMMEDIATE`` transaction, so a process
 killed mid-write leaves either the old or the new state, never half of
@@ -79,7 +82,18 @@ CREATE TABLE IF NOT EXISTS devices (
     network TEXT
 );
 CREATE INDEX IF NOT EXISTS devices_port ON devices (port_id);
+CREATE TABLE IF NOT EXISTS guest_links (
+    port_id TEXT PRIMARY KEY REFERENCES ports (port_id) ON DELETE CASCADE,
+    domain TEXT NOT NULL,
+    state TEXT NOT NULL,
+    up INTEGER NOT NULL,
+    reason TEXT,
+    updated REAL NOT NULL
+);
 """
+# NOTE(vpd): guest_links came after schema version 1 without a version
+# change: CREATE TABLE IF NOT EXISTS adds it to a ledger made before, and
+# code that predates it never reads it (its rows go with their port).
 
 #: The allocation of one port (first ``?``) on one network (second).
 #: NOTE(vpd): without statistics SQLite looks a (port, network) pair up
@@ -130,6 +144,38 @@ class PortRecord:
     def network(self) -> str:
         """The network the port is on now."""
         return self.request.port.network
+
+
+#: The guest has the link state its port wants.
+GUEST_APPLIED = 'applied'
+#: The guest has not been told yet (see :attr:`GuestLinkRecord.reason`).
+GUEST_PENDING = 'pending'
+
+
+@dataclasses.dataclass(frozen=True)
+class GuestLinkRecord:
+    """Whether a port's guest has the link state the port wants.
+
+    :ivar port_id: the port.
+    :ivar domain: the guest (the port's ``vm_uuid``).
+    :ivar state: ``applied`` or ``pending``.
+    :ivar up: the link state wanted when this was written.
+    :ivar reason: why it is pending (``None`` once applied).
+    :ivar updated: when this was written (seconds since the epoch).
+    """
+
+    port_id: str
+    domain: str
+    state: str
+    up: bool
+    reason: str | None = None
+    updated: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe summary (for status commands)."""
+        return {'domain': self.domain, 'state': self.state,
+                'link': 'up' if self.up else 'down', 'reason': self.reason,
+                'updated': self.updated}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -645,6 +691,50 @@ class Ledger:
             rows = self._read('SELECT * FROM devices WHERE port_id = ? '
                               'ORDER BY name', (port_id,))
         return [DeviceRecord(*row) for row in rows]
+
+    # -- guest links ------------------------------------------------------
+
+    def set_guest_links(self, records: list[GuestLinkRecord]) -> None:
+        """Record, in one transaction, what each port's guest was told;
+        ports no longer recorded are skipped."""
+        if not records:
+            return
+        now = time.time()
+        with self.transaction() as db:
+            # NOTE(vpd): only for a port still recorded: another thread
+            # may have released it since its guest was told.
+            db.executemany(
+                'INSERT OR REPLACE INTO guest_links SELECT ?, ?, ?, ?, ?, ? '
+                'WHERE EXISTS (SELECT 1 FROM ports WHERE port_id = ?)',
+                [(r.port_id, r.domain, r.state, int(r.up), r.reason,
+                  r.updated or now, r.port_id) for r in records])
+
+    def forget_guest_links(self, port_ids: list[str]) -> None:
+        """Forget what was recorded of some ports' guests."""
+        with self.transaction() as db:
+            db.executemany('DELETE FROM guest_links WHERE port_id = ?',
+                           [(port_id,) for port_id in port_ids])
+
+    def guest_links(self, port_ids: list[str] | None = None,
+                    state: str | None = None
+                    ) -> dict[str, GuestLinkRecord]:
+        """``{port_id: GuestLinkRecord}`` of the given ports (every port
+        when ``None``), of one ``state`` if given."""
+        rows: list[Any] = []
+        where = '' if state is None else ' AND state = ?'
+        extra: tuple[Any, ...] = () if state is None else (state,)
+        if port_ids is None:
+            rows = self._read('SELECT * FROM guest_links WHERE 1' + where,
+                              extra)
+        else:
+            for chunk in _chunks(port_ids):
+                rows += self._read(
+                    'SELECT * FROM guest_links WHERE port_id IN (%s)%s' % (
+                        ', '.join('?' * len(chunk)), where),
+                    tuple(chunk) + extra)
+        return {row[0]: GuestLinkRecord(
+            port_id=row[0], domain=row[1], state=row[2], up=bool(row[3]),
+            reason=row[4], updated=row[5]) for row in rows}
 
     def check(self) -> list[str]:
         """Check the database and the ledger's invariants.

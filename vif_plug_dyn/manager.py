@@ -29,6 +29,12 @@ from vif_plug_dyn.runtime import cable
 
 LOG = logging.getLogger(__name__)
 
+#: ``hypervisor`` value of :class:`EndpointManager`: the adapter named by
+#: ``[vif_plug_dyn] hypervisor``, loaded on first need (what
+#: :func:`vif_plug_dyn.initialize` passes).
+CONFIGURED: Any = type('Configured', (), {
+    '__repr__': lambda self: 'CONFIGURED'})()
+
 
 class EndpointManager:
     """Requests, releases, connects and disconnects endpoints on this host.
@@ -39,7 +45,11 @@ class EndpointManager:
     :param host: the privileged host helper handed to drivers (built from
         ``conf`` on first use when ``None``).
     :param hypervisor: a hypervisor adapter to keep guests' link state in
-        step with their cables (``None``: the host side only).
+        step with their cables; :data:`CONFIGURED` for the one
+        ``[vif_plug_dyn] hypervisor`` names, loaded when a guest is first
+        told something; ``None``: the host side only.
+    :raises HypervisorNotFound: :data:`CONFIGURED` and the configured
+        adapter is not installed.
     """
 
     def __init__(self, conf: cfg.ConfigOpts, host: Any = None,
@@ -57,7 +67,10 @@ class EndpointManager:
         self.context = base.DriverContext(conf=conf, ledger=self.ledger,
                                           host=host)
         self.drivers = negotiation.DriverSet(conf, self.context)
-        self.guest = cable.GuestLink(hypervisor)
+        if hypervisor is CONFIGURED:
+            self.guest = cable.GuestLink.from_conf(conf, self.ledger)
+        else:
+            self.guest = cable.GuestLink(hypervisor, self.ledger)
         self._locks: dict[str, threading.Lock] = collections.defaultdict(
             threading.Lock)
         self._locks_guard = threading.Lock()
@@ -160,7 +173,20 @@ class EndpointManager:
                 for driver, network, made in reversed(built):
                     self._undo(driver, network, made)
                 raise
+            self._tell_new_guests([e for _d, _n, made in built
+                                   for e in made], requests)
         return [found[port_id] for port_id in ids]
+
+    def _tell_new_guests(self, made: list[endpoints.Endpoint],
+                         requests: list[ports.EndpointRequest]) -> None:
+        """Give the guests of freshly built endpoints their link state, or
+        record it pending (the usual case: the guest is defined after its
+        ports)."""
+        with_guest = {r.port.port_id for r in requests
+                      if r.port.vm_uuid is not None}
+        ids = [e.port_id for e in made if e.port_id in with_guest]
+        if ids and self.guest.configured:
+            self.guest.apply_many(self.ledger.get_ports(ids))
 
     def _build(self, requests: list[ports.EndpointRequest],
                network: networks.Network, connected: bool
@@ -458,10 +484,12 @@ class EndpointManager:
           missing, plugged or unplugged as its cable says;
         * devices the library owns that no port or network claims are
           removed (leaks);
-        * guests' link states are set from the cables.
+        * guests' link states are set from the cables; those that cannot
+          be told now stay pending in the ledger.
 
         :returns: ``{'forgotten': [...], 'restored': [...],
-            'removed': [...]}`` (port ids, networks, device names).
+            'removed': [...], 'guests_pending': [...]}`` (port ids,
+            networks, device names, port ids).
         """
         forgotten = []
         for record in self.ledger.list_ports():
@@ -477,14 +505,60 @@ class EndpointManager:
                 forgotten.append(port_id)
         restored = self.restore()
         removed = self.remove_leaks()
-        for record in self.ledger.list_ports():
-            self.guest.apply(record)
+        told = self.apply_guest_links()
         if forgotten or removed:
             LOG.warning('Reconcile forgot half-built ports %(ports)s and '
                         'removed leaked devices %(devices)s',
                         {'ports': forgotten, 'devices': removed})
         return {'forgotten': forgotten, 'restored': restored,
-                'removed': removed}
+                'removed': removed,
+                'guests_pending': sorted(p for p, ok in told.items()
+                                         if not ok)}
+
+    # -- guests -------------------------------------------------------------
+
+    def guest_started(self, domain: str, name: str | None = None
+                      ) -> list[str]:
+        """Give a guest that has just started (resumed, gained a NIC) the
+        link state the ledger wants on each of its NICs.
+
+        The hook for long-running processes: a
+        :class:`~vif_plug_dyn.runtime.guests.GuestMonitor` calls it on the
+        hypervisor's lifecycle events; a process with its own events
+        calls it directly.
+
+        :param domain: the guest's UUID (ports name their guest by
+            ``vm_uuid``).
+        :param name: its name, also matched.
+        :returns: the ports whose guest link was applied.
+        """
+        names = {domain.lower()} | ({name} if name else set())
+        ids = [r.port.port_id for r in self.ledger.list_ports()
+               if r.port.vm_uuid is not None and r.endpoint is not None
+               and r.port.vm_uuid in names]
+        if not ids:
+            return []
+        with self._port_locks(ids):
+            told = self.guest.apply_many(self.ledger.get_ports(ids))
+        return sorted(port_id for port_id, ok in told.items() if ok)
+
+    def apply_guest_links(self, pending_only: bool = False
+                          ) -> dict[str, bool]:
+        """Apply the wanted link state to the guests of every port (or of
+        the ports whose guest link is pending).
+
+        :returns: ``{port_id: told}`` of the ports with a guest.
+        """
+        records = [r for r in self.ledger.list_ports()
+                   if r.port.vm_uuid is not None and r.endpoint is not None]
+        if pending_only:
+            pending = self.ledger.guest_links(
+                [r.port.port_id for r in records],
+                state=ledger_mod.GUEST_PENDING)
+            records = [r for r in records if r.port.port_id in pending]
+        if not records or not self.guest.configured:
+            return {}
+        return self.guest.apply_many(records)
 
     def restore(self, network_names: list[str] | None = None) -> list[str]:
         """Rebuild the host side of every recorded endpoint (of the given
@@ -539,8 +613,11 @@ class EndpointManager:
         return leaked
 
     def close(self) -> None:
-        """Release this thread's ledger connection."""
+        """Release this thread's ledger connection, and the hypervisor
+        connection if this manager loaded the adapter (both open again on
+        next use)."""
         self.ledger.close()
+        self.guest.close()
 
 
 # -- input checks at the public boundary ------------------------------------

@@ -19,6 +19,7 @@ from oslo_log import log as logging
 import vif_plug_dyn
 from vif_plug_dyn import endpoints
 from vif_plug_dyn import exception
+from vif_plug_dyn import ledger as ledger_mod
 from vif_plug_dyn import manager as manager_mod
 from vif_plug_dyn import networks
 from vif_plug_dyn import opts
@@ -56,12 +57,30 @@ def _types(value: str) -> list[str]:
     return [t.strip() for t in value.split(',') if t.strip()]
 
 
-def _record(record: Any) -> dict[str, Any]:
+def _record(record: Any, guest: Any = None) -> dict[str, Any]:
     return {'port_id': record.port.port_id, 'network': record.network,
             'state': record.state, 'cable': record.cable,
             'health': record.health, 'link': record.link,
+            'vm_uuid': record.port.vm_uuid,
+            'guest': guest.to_dict() if guest is not None else None,
             'endpoint': (record.endpoint.to_primitive()
                          if record.endpoint else None)}
+
+
+def _note_guest(mgr: manager_mod.EndpointManager, port_id: str) -> None:
+    """Say on standard error when the port's guest could not be told.
+
+    NOTE(vpd): the host side is done and the command succeeds; the
+    one-shot commands log only warnings, so a guest that is merely not
+    running yet would otherwise go unmentioned.
+    """
+    guest = mgr.ledger.guest_links([port_id]).get(port_id)
+    if guest is not None and guest.state == ledger_mod.GUEST_PENDING:
+        sys.stderr.write('note: the guest link of port %s (%s) is pending: '
+                         '%s; it is applied when the guest runs (under '
+                         '"watch") or at the next "reconcile"\n' % (
+                             port_id, 'up' if guest.up else 'down',
+                             guest.reason))
 
 
 def _network_list(mgr: manager_mod.EndpointManager,
@@ -102,13 +121,16 @@ def _request(mgr: manager_mod.EndpointManager,
     endpoint = mgr.request_endpoint(_port(args), _types(args.types),
                                     _options(args.option),
                                     connected=not args.unplugged)
+    _note_guest(mgr, endpoint.port_id)
     return endpoint.to_primitive()
 
 
 def _plug(mgr: manager_mod.EndpointManager,
           args: argparse.Namespace) -> Any:
-    return mgr.plug(_port(args), _types(args.types),
-                    _options(args.option)).to_primitive()
+    endpoint = mgr.plug(_port(args), _types(args.types),
+                        _options(args.option))
+    _note_guest(mgr, endpoint.port_id)
+    return endpoint.to_primitive()
 
 
 def _release(mgr: manager_mod.EndpointManager,
@@ -122,28 +144,41 @@ def _endpoint_show(mgr: manager_mod.EndpointManager,
     record = mgr.ledger.get_port(args.port_id)
     if record is None:
         raise exception.PortNotFound(port_id=args.port_id)
-    return _record(record)
+    return _record(record, mgr.ledger.guest_links([args.port_id]).get(
+        args.port_id))
 
 
 def _endpoint_list(mgr: manager_mod.EndpointManager,
                    args: argparse.Namespace) -> Any:
-    return [_record(r) for r in mgr.ledger.list_ports(args.network)]
+    records = mgr.ledger.list_ports(args.network)
+    guests = mgr.ledger.guest_links([r.port.port_id for r in records])
+    return [_record(r, guests.get(r.port.port_id)) for r in records]
 
 
 def _connect(mgr: manager_mod.EndpointManager,
              args: argparse.Namespace) -> Any:
-    return mgr.connect(args.port_id, args.network).to_primitive()
+    endpoint = mgr.connect(args.port_id, args.network)
+    _note_guest(mgr, endpoint.port_id)
+    return endpoint.to_primitive()
 
 
 def _disconnect(mgr: manager_mod.EndpointManager,
                 args: argparse.Namespace) -> Any:
-    return mgr.disconnect(args.port_id).to_primitive()
+    endpoint = mgr.disconnect(args.port_id)
+    _note_guest(mgr, endpoint.port_id)
+    return endpoint.to_primitive()
 
 
 def _link(mgr: manager_mod.EndpointManager,
           args: argparse.Namespace) -> Any:
     mgr.set_link_state(args.port_id, args.state)
-    return _record(mgr.ledger.get_port(args.port_id))
+    record = mgr.ledger.get_port(args.port_id)
+    if record is None:
+        # NOTE(vpd): released by another process in between.
+        raise exception.PortNotFound(port_id=args.port_id)
+    _note_guest(mgr, record.port.port_id)
+    return _record(record, mgr.ledger.guest_links(
+        [record.port.port_id]).get(record.port.port_id))
 
 
 def _capabilities(mgr: manager_mod.EndpointManager,
@@ -159,12 +194,16 @@ def _reconcile(mgr: manager_mod.EndpointManager,
 def _watch(mgr: manager_mod.EndpointManager,
            args: argparse.Namespace) -> Any:
     # NOTE(vpd): imported here: only this command needs the watcher.
+    from vif_plug_dyn.runtime import guests as guests_mod
     from vif_plug_dyn.runtime import watcher as watcher_mod
     watcher = watcher_mod.Watcher(
         mgr, settle=args.settle / 1000.0,
         burst_settle=args.burst_settle / 1000.0,
         max_hold=args.max_hold / 1000.0)
     watcher.open()
+    # NOTE(vpd): guests that start (or come back) get the link state
+    # their cables want, which the ledger kept while they were away.
+    monitor = guests_mod.GuestMonitor(mgr, retry=args.guest_retry)
 
     def stop(signum: int, _frame: Any) -> None:
         LOG.info('Signal %d: the watcher stops', signum)
@@ -175,15 +214,18 @@ def _watch(mgr: manager_mod.EndpointManager,
     LOG.info('Watching host interfaces%s',
              ' in namespace %s' % watcher.netns if watcher.netns else '')
     try:
+        monitor.start()
         watcher.run()
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+        monitor.stop()
         watcher.close()
     total = watcher.total
     return {'events': total.events, 'resyncs': total.resyncs,
             'degraded': len(total.degraded),
-            'restored': len(total.restored), 'failed': len(total.failed)}
+            'restored': len(total.restored), 'failed': len(total.failed),
+            'guests_started': len(monitor.started)}
 
 
 # -- host interfaces ---------------------------------------------------------
@@ -390,6 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument('--max-hold', type=float, default=250.0,
                        metavar='MS', help='longest a burst is held back '
                                           '(default: %(default)s)')
+    watch.add_argument('--guest-retry', type=float, default=5.0,
+                       metavar='S', help='seconds between attempts to '
+                                         'reach the hypervisor for guest '
+                                         'events (default: %(default)s)')
     watch.set_defaults(func=_watch)
     _add_iface_parser(sub)
     return parser

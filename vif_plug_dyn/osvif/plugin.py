@@ -36,6 +36,7 @@ exception (also their ``__cause__``).
 """
 
 import dataclasses
+import sys
 import threading
 from typing import Any, TypeVar
 
@@ -444,6 +445,33 @@ def _virtualport(profile: Any) -> endpoints.VirtualPort:
 
 _P = TypeVar('_P', bound='VifPlugDynPlugin')
 
+#: The module of nova's libvirt driver that registers libvirt's event loop.
+NOVA_LIBVIRT_HOST = 'nova.virt.libvirt.host'
+
+
+def _share_nova_event_loop(conf: cfg.ConfigOpts) -> None:
+    """Use nova-compute's libvirt event loop when the plugin runs inside
+    nova-compute with its libvirt driver.
+
+    NOTE(vpd): nova registers libvirt's default event loop implementation
+    and runs it in a thread of its own; registering it a second time in
+    the same process would reset the loop nova's thread is running. The
+    library's libvirt adapter then opens its connection on that loop
+    (:meth:`~vif_plug_dyn.virt.libvirt.host.EventLoop.use_external`).
+    """
+    if conf[opts.GROUP].hypervisor != 'libvirt' or \
+            NOVA_LIBVIRT_HOST not in sys.modules:
+        return
+    from vif_plug_dyn.virt.libvirt import host as libvirt_host
+    try:
+        libvirt_host.EVENT_LOOP.use_external()
+    except exception.OperationNotSupported:
+        # NOTE(vpd): the library's own loop already runs in this process:
+        # keep it (a second registration is what must not happen).
+        return
+    LOG.info('Running inside nova-compute: the libvirt adapter uses '
+             'nova\'s libvirt event loop')
+
 
 class VifPlugDynPlugin(osv_plugin.PluginBase):
     """The os-vif plugin ``vif_plug_dyn``.
@@ -506,7 +534,9 @@ class VifPlugDynPlugin(osv_plugin.PluginBase):
             if self._manager is None:
                 # NOTE(vpd): through the public initialize(), so that the
                 # library's module functions (connect, disconnect...) in
-                # this process act on the same ledger and networks.
+                # this process act on the same ledger and networks, and
+                # tell guests through the configured hypervisor adapter.
+                _share_nova_event_loop(self.conf)
                 self._manager = vif_plug_dyn.initialize(self.conf,
                                                         host=self._host)
             return self._manager

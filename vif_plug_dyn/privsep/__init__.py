@@ -64,6 +64,8 @@ class NetnsPrivContext(priv_context.PrivContext):
 
     :ivar netns: the namespace the next daemon starts in (``None``: the
         caller's).
+    :ivar served: the namespace the running daemon was started in
+        (``None``: the caller's); meaningful while a daemon runs.
     """
 
     def __init__(self, prefix: str, cfg_section: str, pypath: str,
@@ -71,6 +73,24 @@ class NetnsPrivContext(priv_context.PrivContext):
         super().__init__(prefix, cfg_section=cfg_section, pypath=pypath,
                          capabilities=capabilities)
         self.netns: str | None = None
+        self.served: str | None = None
+        # NOTE(vpd): held while a daemon is started and while the
+        # namespace is chosen or checked (claim()), so that the namespace
+        # recorded as served is the one the daemon was started in.
+        self.netns_lock = threading.RLock()
+
+    def start(self, method: priv_context.Method = priv_context.Method.ROOTWRAP
+              ) -> None:
+        """Start the daemon (oslo.privsep also calls this on the first
+        call), remembering the namespace it serves."""
+        with self.netns_lock:
+            if self.channel is not None:
+                super().start(method)
+                return
+            netns = self.netns if method is priv_context.Method.ROOTWRAP \
+                else None
+            super().start(method)
+            self.served = netns
 
     def helper_command(self, sockpath: str) -> list[str]:
         """The daemon's command line, inside :attr:`netns` if set."""
@@ -228,8 +248,44 @@ def set_netns(netns: str | None) -> None:
 
     :raises InvalidField: a bad namespace name.
     """
-    vif_plug_dyn_pctxt.netns = (None if netns is None
-                                else validate.netns_name(netns))
+    value = None if netns is None else validate.netns_name(netns)
+    with vif_plug_dyn_pctxt.netns_lock:
+        vif_plug_dyn_pctxt.netns = value
+
+
+def served_netns() -> str | None:
+    """The namespace the running daemon serves (``None``: the process's
+    own, or no daemon runs)."""
+    return vif_plug_dyn_pctxt.served if running() else None
+
+
+def claim(netns: str | None) -> None:
+    """Make sure this process's daemon works in ``netns``.
+
+    One process has one daemon (oslo.privsep binds every entrypoint to one
+    context, and so to one channel), and a daemon serves the one
+    namespace it was started in. When no daemon runs, ``netns`` is chosen
+    for the next one; when one runs in another namespace, this refuses
+    rather than let devices be made in the wrong place.
+
+    :param netns: the namespace asked for; ``None`` (no namespace
+        configured) accepts whichever namespace this process's daemon was
+        started in (:func:`start`), the process's own by default.
+    :raises NamespaceMismatch: a daemon serves another namespace.
+    :raises InvalidField: a bad namespace name.
+    """
+    if netns is not None:
+        netns = validate.netns_name(netns)
+    with vif_plug_dyn_pctxt.netns_lock:
+        if running():
+            served = vif_plug_dyn_pctxt.served
+            if netns is not None and served != netns:
+                raise exception.NamespaceMismatch(
+                    serving=served or "(none: the process's own)",
+                    wanted=netns)
+            return
+        if netns is not None:
+            vif_plug_dyn_pctxt.netns = netns
 
 
 def stop(timeout: float = 10.0) -> None:

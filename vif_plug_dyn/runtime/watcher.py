@@ -930,13 +930,14 @@ class Watcher:
         return updated
 
     def _tell_guests(self, records: list[ledger_mod.PortRecord]) -> None:
-        for record in records:
-            try:
-                self.manager.guest.apply(record)
-            except exception.VifPlugDynException as exc:
-                LOG.warning('Port %(port)s: could not set its guest link: '
-                            '%(error)s', {'port': record.port.port_id,
-                                          'error': exc})
+        # NOTE(vpd): one batch: a guest that cannot be told is recorded
+        # pending (and logged) by the guest link, never raised here.
+        try:
+            self.manager.guest.apply_many(records)
+        except exception.VifPlugDynException as exc:
+            LOG.warning('Could not record the guest links of %(count)d '
+                        'port(s): %(error)s', {'count': len(records),
+                                               'error': exc})
 
     def _lose(self, ids: list[str],
               records: Mapping[str, ledger_mod.PortRecord],

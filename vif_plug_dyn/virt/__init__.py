@@ -21,6 +21,9 @@ from vif_plug_dyn.virt import base
 
 #: Entry-point namespace hypervisor adapters are registered in.
 NAMESPACE = base.NAMESPACE
+#: ``[vif_plug_dyn] hypervisor`` value for host-only use: no adapter, no
+#: guest is ever told anything.
+NONE = 'none'
 
 
 def available_adapters() -> list[str]:
@@ -68,6 +71,27 @@ def load_adapter(name: str, conf: cfg.ConfigOpts) -> base.HypervisorAdapter:
     return adapter
 
 
+def configured_name(conf: cfg.ConfigOpts | None = None) -> str | None:
+    """Return the adapter named by ``[vif_plug_dyn] hypervisor`` after
+    checking that it is installed, without loading it (cheap: no import
+    of the adapter's module, no connection).
+
+    :returns: the name, or ``None`` for ``none`` (host-only use).
+    :raises HypervisorNotFound: no adapter of that name is installed.
+    """
+    conf = cfg.CONF if conf is None else conf
+    opts.register_opts(conf)
+    name = str(conf[opts.GROUP].hypervisor)
+    if name == NONE:
+        return None
+    installed = available_adapters()
+    if name not in installed:
+        raise exception.HypervisorNotFound(
+            name=name, namespace=NAMESPACE,
+            available=', '.join(installed + [NONE]))
+    return name
+
+
 def load_configured_adapter(conf: cfg.ConfigOpts | None = None
                             ) -> base.HypervisorAdapter:
     """Load the adapter named by ``[vif_plug_dyn] hypervisor``.
@@ -80,4 +104,11 @@ def load_configured_adapter(conf: cfg.ConfigOpts | None = None
     """
     conf = cfg.CONF if conf is None else conf
     opts.register_opts(conf)
-    return load_adapter(str(conf[opts.GROUP].hypervisor), conf)
+    name = str(conf[opts.GROUP].hypervisor)
+    if name == NONE:
+        # NOTE(vpd): "none" is a choice, not a missing adapter: say so.
+        raise exception.HypervisorNotFound(
+            name=name, namespace=NAMESPACE,
+            available='%s ("none" means host-only use: no adapter)' % (
+                ', '.join(available_adapters()) or 'nothing'))
+    return load_adapter(name, conf)

@@ -8,6 +8,7 @@ identifiers so that a second hypervisor needs a new adapter only.
 
 import abc
 import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from oslo_config import cfg
@@ -144,11 +145,19 @@ class HypervisorAdapter(abc.ABC):
         """
 
     @abc.abstractmethod
-    def set_link_state(self, domain: str, mac: str, up: bool) -> None:
+    def set_link_state(self, domain: str, mac: str, up: bool
+                       ) -> bool | None:
         """Set the guest-visible link state of a NIC.
 
+        :returns: ``True`` when the running guest got it, ``False`` when
+            only the guest's stored definition changed (it is not running,
+            or its running NIC does not exist yet); ``None``: the adapter
+            cannot tell (taken as ``True``).
+        :raises DomainNotFound: the hypervisor has no such guest.
         :raises InterfaceNotFound: no NIC has that MAC.
         :raises LiveUpdateRefused: the NIC's type has no link state.
+        :raises HypervisorConnectionFailed: the hypervisor cannot be
+            reached.
         """
 
     @abc.abstractmethod
@@ -187,6 +196,29 @@ class HypervisorAdapter(abc.ABC):
         raise exception.OperationNotSupported(
             operation='listing the NICs of a definition', by=self.NAME or
             type(self).__name__, reason='not implemented by this adapter')
+
+    def watch_guests(self, callback: Callable[[str, str], None]) -> None:
+        """Call ``callback(uuid, name)`` whenever a guest starts, resumes
+        or gains a device, from a thread of the adapter's.
+
+        The callback must return quickly (queue the work): it runs in the
+        hypervisor's event thread. Calling again replaces the callback.
+        Events stop when the connection breaks: :meth:`watching_guests`
+        then says ``False`` and this must be called again.
+
+        :raises HypervisorConnectionFailed: the hypervisor cannot be
+            reached.
+        :raises OperationNotSupported: the adapter has no such events (the
+            default).
+        """
+        raise exception.OperationNotSupported(
+            operation='watching guests', by=self.NAME or type(self).__name__,
+            reason='not implemented by this adapter')
+
+    def watching_guests(self) -> bool:
+        """Whether the callback of :meth:`watch_guests` still receives
+        events (``False`` by default)."""
+        return False
 
     def close(self) -> None:  # noqa: B027 - optional, a no-op by default
         """Release what the adapter holds (a hypervisor connection)."""

@@ -91,7 +91,8 @@ def test_capabilities_and_reconcile(run, monkeypatch):
     assert out['networks']['blue']['endpoint_types'] == ['direct',
                                                         'ethernet']
     status, out, _ = run('reconcile')
-    assert out == {'forgotten': [], 'restored': [], 'removed': []}
+    assert out == {'forgotten': [], 'restored': [], 'removed': [],
+                   'guests_pending': []}
 
 
 def test_opts_listed_for_the_generator():

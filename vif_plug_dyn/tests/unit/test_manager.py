@@ -167,7 +167,8 @@ def test_reconcile_forgets_half_built(conf, manager):
     with pytest.raises(exception.PortConflict, match='reconcile'):
         manager.request_endpoint(port)
     assert manager.reconcile() == {'forgotten': [port.port_id],
-                                   'restored': [], 'removed': []}
+                                   'restored': [], 'removed': [],
+                                   'guests_pending': []}
     assert manager.ledger.allocations() == {}
     assert manager.request_endpoint(port).type == 'bridge'
 

@@ -67,7 +67,9 @@ def test_guest_link_follows_the_cable(conf, tmp_path):
     mgr.disconnect(port.port_id)
     mgr.set_link_state(port.port_id, 'up')
     mgr.set_link_state(port.port_id, 'follow')
-    assert hv.calls == [('link', port.vm_uuid, port.mac, True),
+    # Built with its cable out: the guest is told so at once.
+    assert hv.calls == [('link', port.vm_uuid, port.mac, False),
+                        ('link', port.vm_uuid, port.mac, True),
                         ('link', port.vm_uuid, port.mac, False),
                         ('link', port.vm_uuid, port.mac, True),
                         ('link', port.vm_uuid, port.mac, False)]

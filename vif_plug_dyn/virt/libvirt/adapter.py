@@ -9,6 +9,7 @@ connection and its event loop and :mod:`.live` for the operations.
 """
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import libvirt
@@ -146,12 +147,21 @@ class LibvirtAdapter(base.HypervisorAdapter):
                persistent: bool = True) -> None:
         self.live.detach(domain, mac, live=live, persistent=persistent)
 
-    def set_link_state(self, domain: str, mac: str, up: bool) -> None:
-        self.live.set_link_state(domain, mac, up)
+    def set_link_state(self, domain: str, mac: str, up: bool) -> bool:
+        return bool(self.live.set_link_state(domain, mac, up) &
+                    live_mod.LIVE)
 
     def update_source(self, domain: str,
                       endpoint: endpoints.Endpoint) -> None:
         self.live.update_source(domain, endpoint)
+
+    def watch_guests(self, callback: Callable[[str, str], None]) -> None:
+        self.host.watch_guests(callback)
+
+    def watching_guests(self) -> bool:
+        with self._lock:
+            host = self._host
+        return host is not None and host.watching_guests()
 
     def reattach(self, domain: str, endpoint: endpoints.Endpoint) -> None:
         current = domain_mod.get_interface(self.domain_xml(domain),

@@ -18,7 +18,7 @@ import collections
 import contextlib
 import threading
 import uuid as uuid_mod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import libvirt
@@ -302,6 +302,9 @@ class Host:
         self._waiters: dict[tuple[str, str], list[DeviceWaiter]] = {}
         self._callback_ids: list[int] = []
         self._events_for: libvirt.virConnect | None = None
+        self._guest_callback: Callable[[str, str], None] | None = None
+        self._guest_ids: list[int] = []
+        self._guest_events_for: libvirt.virConnect | None = None
 
     @property
     def name(self) -> str:
@@ -346,6 +349,11 @@ class Host:
                 self._conn = None
                 self._events_for = None
                 self._callback_ids = []
+            if self._guest_events_for is conn:
+                # NOTE(vpd): a given connection is not reopened here, but
+                # its events are gone all the same.
+                self._guest_events_for = None
+                self._guest_ids = []
 
     def close(self) -> None:
         """Stop listening for events and close the connection if this
@@ -354,8 +362,12 @@ class Host:
             conn = self._conn
             if conn is not None and self._events_for is conn:
                 self._deregister(conn, self._callback_ids)
+            if conn is not None and self._guest_events_for is conn:
+                self._deregister(conn, self._guest_ids)
             self._callback_ids = []
             self._events_for = None
+            self._guest_ids = []
+            self._guest_events_for = None
             if conn is not None and self._given is None:
                 try:
                     conn.unregisterCloseCallback()
@@ -465,6 +477,81 @@ class Host:
                     self._waiters[waiter.key] = left
                 else:
                     self._waiters.pop(waiter.key, None)
+
+    # -- guest events ----------------------------------------------------
+
+    def watch_guests(self, callback: Callable[[str, str], None]) -> None:
+        """Call ``callback(uuid, name)`` from the event loop whenever a
+        domain starts, resumes or gains a device (registered once per
+        connection; calling again replaces the callback).
+
+        :raises HypervisorConnectionFailed: libvirt cannot be reached or
+            refuses the registration.
+        """
+        self._guest_callback = callback
+        conn = self.conn
+        with self._lock:
+            if self._guest_events_for is conn:
+                return
+            ids = []
+            try:
+                for event_id, handler in (
+                        (libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                         self._lifecycle),
+                        (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
+                         self._device_added)):
+                    ids.append(conn.domainEventRegisterAny(
+                        None, event_id, handler, None))
+            except libvirt.libvirtError as exc:
+                self._deregister(conn, ids)
+                raise exception.HypervisorConnectionFailed(
+                    uri=self.name, operation='registering guest events',
+                    reason=describe_error(exc)) from exc
+            self._guest_ids = ids
+            self._guest_events_for = conn
+
+    def watching_guests(self) -> bool:
+        """Whether guest events still arrive: registered on the open
+        connection, which is alive, with the event loop running."""
+        with self._lock:
+            conn = self._conn
+            if conn is None or self._guest_events_for is not conn:
+                return False
+        assert conn is not None
+        try:
+            alive = bool(conn.isAlive())
+        except libvirt.libvirtError:
+            return False
+        return alive and self._event_loop.running
+
+    def _guest_event(self, dom: libvirt.virDomain, what: str) -> None:
+        callback = self._guest_callback
+        if callback is None:
+            return
+        try:
+            uuid, name = dom.UUIDString(), dom.name()
+        except libvirt.libvirtError:
+            return
+        LOG.debug('Domain %(name)s (%(uuid)s) %(what)s',
+                  {'name': name, 'uuid': uuid, 'what': what})
+        try:
+            callback(uuid, name)
+        except Exception:  # noqa: BLE001 - the event loop must go on
+            LOG.exception('Guest event callback failed for domain %s', uuid)
+
+    def _lifecycle(self, _conn: libvirt.virConnect, dom: libvirt.virDomain,
+                   event: int, _detail: int, _opaque: Any) -> None:
+        # NOTE(vpd): STARTED covers a boot, a restore and the end of an
+        # incoming migration; RESUMED a guest paused and running again.
+        if event == libvirt.VIR_DOMAIN_EVENT_STARTED:
+            self._guest_event(dom, 'started')
+        elif event == libvirt.VIR_DOMAIN_EVENT_RESUMED:
+            self._guest_event(dom, 'resumed')
+
+    def _device_added(self, _conn: libvirt.virConnect,
+                      dom: libvirt.virDomain, alias: str,
+                      _opaque: Any) -> None:
+        self._guest_event(dom, 'gained device %s' % alias)
 
     @property
     def events_running(self) -> bool:

@@ -57,7 +57,12 @@ def test_public_helper_uses_the_given_configuration():
 
 def test_public_helper_uses_the_initialised_configuration(conf):
     conf.set_override('hypervisor', 'not-installed', opts.GROUP)
-    vif_plug_dyn.initialize(conf)
+    # initialize() checks the configured adapter is installed...
+    with pytest.raises(exception.HypervisorNotFound,
+                       match='not-installed .*has: libvirt, none'):
+        vif_plug_dyn.initialize(conf)
+    # ...unless told to run host-only.
+    vif_plug_dyn.initialize(conf, hypervisor=None)
     try:
         with pytest.raises(exception.HypervisorNotFound,
                            match='not-installed'):
