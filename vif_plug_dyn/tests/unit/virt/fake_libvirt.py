@@ -283,6 +283,14 @@ class FakeConnection:
         self.closed = True
         return 0
 
+    def isAlive(self):
+        return 0 if self.closed else 1
+
+    def fire_lifecycle(self, dom, event, detail=0):
+        for registered, cb, opaque in list(self.callbacks.values()):
+            if registered == libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE:
+                cb(self, dom, event, detail, opaque)
+
     def fire(self, event_id, dom, alias):
         for registered, cb, opaque in list(self.callbacks.values()):
             if registered == event_id:
