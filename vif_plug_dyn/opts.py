@@ -50,9 +50,15 @@ core_opts = [
                      'with <driver name="..."/>.'),
     cfg.StrOpt('hypervisor', default='libvirt',
                help='Hypervisor adapter (an entry point name in the '
-                    'vif_plug_dyn.hypervisors namespace) that '
-                    'vif_plug_dyn.load_hypervisor_adapter() loads: it turns '
-                    'endpoints into the hypervisor\'s NIC configuration.'),
+                    'vif_plug_dyn.hypervisors namespace) that tells guests '
+                    'about their cables: vif_plug_dyn.initialize(), the '
+                    'command line and the os-vif plugin load it the first '
+                    'time a guest is told something (its link state). '
+                    '"none": host-only use, guests are never told. A guest '
+                    'that cannot be told now (not running, hypervisor '
+                    'unreachable) has its link kept pending in the ledger '
+                    'and applied when it starts ("vif-plug-dyn watch", the '
+                    'agent) or at the next reconcile.'),
     cfg.StrOpt('netns',
                help='Run all host network work inside this network '
                     'namespace (by name, as under /run/netns). The '
@@ -95,7 +101,9 @@ core_opts = [
 
 libvirt_opts = [
     cfg.StrOpt('uri', default='qemu:///system',
-               help='libvirt connection URI used by the libvirt adapter.'),
+               help='libvirt connection URI used by the libvirt adapter '
+                    '(opened on first use, and again after the daemon '
+                    'restarts).'),
     cfg.FloatOpt('detach_timeout', default=10.0, min=0.1,
                  help='Seconds to wait for libvirt\'s DEVICE_REMOVED event '
                       'after a detach request before retrying.'),
