@@ -71,6 +71,12 @@ class FakeAdapter:
 
 
 @pytest.fixture
+def conf(conf):
+    conf.set_override('hypervisor', 'libvirt', opts.GROUP)
+    return conf
+
+
+@pytest.fixture
 def adapter(monkeypatch):
     """The fake, loaded in place of the configured adapter; ``loads``
     counts how often it was loaded."""
