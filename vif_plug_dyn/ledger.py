@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS guest_links (
     reason TEXT,
     updated REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS guest_links_domain ON guest_links (domain);
 """
 # NOTE(vpd): guest_links came after schema version 1 without a version
 # change: CREATE TABLE IF NOT EXISTS adds it to a ledger made before, and
@@ -714,6 +715,18 @@ class Ledger:
         with self.transaction() as db:
             db.executemany('DELETE FROM guest_links WHERE port_id = ?',
                            [(port_id,) for port_id in port_ids])
+
+    def guest_ports(self, domain: str) -> list[str]:
+        """The ports recorded with a guest link to ``domain``, sorted.
+
+        NOTE(vpd): through the domain index, not by parsing every port
+        record: a guest starting on a host with 4000 ports would cost
+        about 0.2 s of JSON otherwise. Every port with a guest has a row
+        once its guest was first told (or found pending).
+        """
+        return [row[0] for row in self._read(
+            'SELECT port_id FROM guest_links WHERE domain = ? ORDER BY '
+            'port_id', (domain,))]
 
     def guest_links(self, port_ids: list[str] | None = None,
                     state: str | None = None

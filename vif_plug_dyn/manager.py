@@ -517,29 +517,31 @@ class EndpointManager:
 
     # -- guests -------------------------------------------------------------
 
-    def guest_started(self, domain: str, name: str | None = None
-                      ) -> list[str]:
+    def guest_started(self, domain: str) -> list[str]:
         """Give a guest that has just started (resumed, gained a NIC) the
         link state the ledger wants on each of its NICs.
 
         The hook for long-running processes: a
         :class:`~vif_plug_dyn.runtime.guests.GuestMonitor` calls it on the
         hypervisor's lifecycle events; a process with its own events
-        calls it directly.
+        calls it directly. The guest's ports are found through the guest
+        link records, which every port with a guest has once its guest
+        was first told or found pending (:meth:`apply_guest_links` makes
+        them for ports built while no hypervisor was configured).
 
         :param domain: the guest's UUID (ports name their guest by
             ``vm_uuid``).
-        :param name: its name, also matched.
         :returns: the ports whose guest link was applied.
+        :raises InvalidField: ``domain`` is not a UUID.
         """
-        names = {domain.lower()} | ({name} if name else set())
-        ids = [r.port.port_id for r in self.ledger.list_ports()
-               if r.port.vm_uuid is not None and r.endpoint is not None
-               and r.port.vm_uuid in names]
-        if not ids:
+        domain = validate.uuid(domain, 'domain')
+        ids = self.ledger.guest_ports(domain)
+        if not ids or not self.guest.configured:
             return []
         with self._port_locks(ids):
-            told = self.guest.apply_many(self.ledger.get_ports(ids))
+            records = [r for r in self.ledger.get_ports(ids)
+                       if r.endpoint is not None]
+            told = self.guest.apply_many(records)
         return sorted(port_id for port_id, ok in told.items() if ok)
 
     def apply_guest_links(self, pending_only: bool = False

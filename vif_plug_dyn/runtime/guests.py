@@ -166,7 +166,7 @@ class GuestMonitor:
             if self._stopping.is_set():
                 return
             try:
-                told = self.manager.guest_started(uuid, name)
+                told = self.manager.guest_started(uuid)
             except exception.VifPlugDynException as exc:
                 LOG.warning('Guest %(uuid)s started; applying its links '
                             'failed: %(error)s', {'uuid': uuid,

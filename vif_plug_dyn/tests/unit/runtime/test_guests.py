@@ -292,3 +292,23 @@ def test_cli_shows_and_notes_a_pending_guest(tmp_path, capsys, adapter):
     assert listed[0]['guest']['state'] == 'applied'
     assert listed[0]['guest']['link'] == 'up'
     assert adapter.calls[-1] == (vm, '52:54:00:00:00:05', True, 'live')
+
+
+def test_guest_records_go_with_their_port(mgr, adapter):
+    vm = str(uuid.uuid4())
+    first, second = make_port(vm_uuid=vm), make_port(
+        mac='52:54:00:00:00:03', vm_uuid=vm)
+    mgr.request_endpoints([first, second], ['ethernet'])
+    assert mgr.ledger.guest_ports(vm) == sorted([first.port_id,
+                                                 second.port_id])
+    mgr.release_endpoint(first.port_id)
+    assert mgr.ledger.guest_ports(vm) == [second.port_id]
+    with pytest.raises(exception.InvalidField, match='domain'):
+        mgr.guest_started('not-a-uuid')
+    # A port built while no hypervisor was configured has no record yet:
+    # catching up (monitor subscription, reconcile) makes it.
+    mgr.ledger.forget_guest_links([second.port_id])
+    assert mgr.guest_started(vm) == []
+    adapter.running[vm] = {second.mac}
+    assert mgr.apply_guest_links() == {second.port_id: True}
+    assert mgr.guest_started(vm) == [second.port_id]
