@@ -125,10 +125,6 @@ class HostNetwork:
     def _call(self, entrypoint: Any, *args: Any) -> Any:
         func = getattr(entrypoint, 'func', entrypoint)
         name = getattr(func, '__name__', 'call')
-        # NOTE(vpd): checked on every call, not only when this helper was
-        # made: another helper of this process may have started the
-        # daemon in its own namespace since.
-        privsep.claim(self.netns)
         # NOTE(vpd): a daemon that died since the last call (killed, out
         # of memory) is replaced before this call is sent. A call that was
         # in flight when it died is not repeated: it may have been half
@@ -137,7 +133,11 @@ class HostNetwork:
         privsep.replace_dead()
         for attempt in (1, 2):
             try:
-                return entrypoint(*args)
+                # NOTE(vpd): checked on every call, not only when this
+                # helper was made: another helper of this process may have
+                # started the daemon in its own namespace since.
+                with privsep.claimed(self.netns):
+                    return entrypoint(*args)
             except exception.VifPlugDynException:
                 raise
             except (BrokenPipeError, ConnectionResetError) as exc:

@@ -15,12 +15,14 @@ find macvtap device numbers. Starting the daemon is the only process the
 library ever runs.
 """
 
+import contextlib
 import errno
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from oslo_config import cfg
@@ -274,18 +276,44 @@ def claim(netns: str | None) -> None:
     :raises NamespaceMismatch: a daemon serves another namespace.
     :raises InvalidField: a bad namespace name.
     """
+    with claimed(netns):
+        pass
+
+
+@contextlib.contextmanager
+def claimed(netns: str | None) -> Iterator[None]:
+    """:func:`claim` for the length of one privileged call.
+
+    When no daemon runs, the call inside starts it; the namespace lock is
+    held until then, so that no other thread can choose another namespace
+    between the check and the start. When one runs, the check is all.
+
+    :raises NamespaceMismatch: a daemon serves another namespace.
+    :raises InvalidField: a bad namespace name.
+    """
     if netns is not None:
         netns = validate.netns_name(netns)
-    with vif_plug_dyn_pctxt.netns_lock:
+    lock = vif_plug_dyn_pctxt.netns_lock
+    with lock:
         if running():
             served = vif_plug_dyn_pctxt.served
             if netns is not None and served != netns:
                 raise exception.NamespaceMismatch(
                     serving=served or "(none: the process's own)",
                     wanted=netns)
-            return
-        if netns is not None:
-            vif_plug_dyn_pctxt.netns = netns
+            starting = False
+        else:
+            if netns is not None:
+                vif_plug_dyn_pctxt.netns = netns
+            starting = True
+            # NOTE(vpd): kept past this block, until the call has started
+            # the daemon (the lock is re-entrant: the start takes it too).
+            lock.acquire()
+    try:
+        yield
+    finally:
+        if starting:
+            lock.release()
 
 
 def stop(timeout: float = 10.0) -> None:

@@ -104,3 +104,46 @@ def test_start_records_the_namespace_served(monkeypatch):
         privsep.claim('ns-d')
     CTX.channel = None
     assert privsep.served_netns() is None
+
+
+def test_the_first_call_holds_the_namespace_until_it_started_the_daemon(
+        monkeypatch):
+    """Two threads of one process, two namespaces, no daemon yet: the one
+    whose call starts the daemon keeps the namespace chosen until it has;
+    the other is refused, never served in the wrong namespace."""
+    import threading
+
+    inside = threading.Event()
+    proceed = threading.Event()
+    outcome = {}
+
+    def fake_start(self, method=priv_context.Method.ROOTWRAP):
+        self.channel = FakeChannel()
+
+    monkeypatch.setattr(priv_context.PrivContext, 'start', fake_start)
+
+    def first():
+        with privsep.claimed('ns-a'):
+            inside.set()
+            proceed.wait(5)
+            CTX.start()          # what oslo.privsep does on the first call
+
+    def second():
+        try:
+            privsep.claim('ns-b')
+        except exception.NamespaceMismatch as exc:
+            outcome['second'] = exc
+
+    one = threading.Thread(target=first)
+    one.start()
+    assert inside.wait(5)
+    two = threading.Thread(target=second)
+    two.start()
+    two.join(0.2)
+    assert two.is_alive(), 'the second thread did not wait'
+    assert CTX.netns == 'ns-a'
+    proceed.set()
+    one.join(5)
+    two.join(5)
+    assert CTX.served == 'ns-a'
+    assert 'ns-a' in str(outcome['second'])
