@@ -312,3 +312,31 @@ def test_guest_records_go_with_their_port(mgr, adapter):
     adapter.running[vm] = {second.mac}
     assert mgr.apply_guest_links() == {second.port_id: True}
     assert mgr.guest_started(vm) == [second.port_id]
+
+
+def test_read_only_commands_never_import_libvirt(tmp_path):
+    """In a fresh interpreter (this one may have imported libvirt for
+    other tests): the configured adapter is libvirt, yet listing, showing
+    and a port without a guest load nothing of it."""
+    import subprocess
+    import sys
+    for name, xml in NOOP_NETWORKS.items():
+        write_network(str(tmp_path / 'nets'), name, xml)
+    code = '''if True:
+        import sys
+        from vif_plug_dyn.cmd import cli
+        base = ['--state-path', sys.argv[1], '--network-dir', sys.argv[2]]
+        for args in (['endpoint', 'list'], ['network', 'list'],
+                     ['capabilities'],
+                     ['plug', '--port-id', sys.argv[3], '--mac',
+                      '52:54:00:00:00:0a', '--network', 'red'],
+                     ['endpoint', 'show', sys.argv[3]]):
+            assert cli.main(base + args) == 0, args
+        print(sorted(m for m in sys.modules if 'libvirt' in m))
+    '''
+    result = subprocess.run(
+        [sys.executable, '-c', code, str(tmp_path / 'state'),
+         str(tmp_path / 'nets'), str(uuid.uuid4())],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == '[]'
