@@ -73,19 +73,26 @@ class FakeHost:
     def add_link(self, name, kind='bridge', owned=False, tag=None,
                  master=None, alias=None):
         """A device that exists on the fake host (not ours by default)."""
-        self.links[name] = {'name': name, 'kind': kind, 'owned': owned,
+        self._index = getattr(self, '_index', 1) + 1
+        self.links[name] = {'name': name, 'index': self._index,
+                            'kind': kind, 'owned': owned,
                             'tag': tag, 'master': master, 'alias': alias,
-                            'adopted': False, 'borrowed': False}
+                            'adopted': False, 'borrowed': False,
+                            'borrowed_tag': None, 'up': True}
+
+    def _describe(self, link):
+        master = self.links.get(link['master'] or '')
+        return dict(link, master_index=master and master['index'])
 
     def list_links(self, master=None, kind=None):
-        return [dict(link) for link in self.links.values()
+        return [self._describe(link) for link in self.links.values()
                 if (master is None or link['master'] == master) and
                 (kind is None or link['kind'] == kind)]
 
     def get_link(self, name):
         if name not in self.links:
             raise exception.DeviceNotFound(device=name)
-        return dict(self.links[name])
+        return self._describe(self.links[name])
 
     def exists(self, name):
         return name in self.links
@@ -98,6 +105,11 @@ class FakeHost:
         for op in checked:
             self._apply(op)
         return [{'status': 'ok'} for _ in batch]
+
+    def apply(self, batch, stop_on_error=True):
+        self.run(batch)
+        return [{'status': 'ok', 'error': None, 'name': op.get('name')}
+                for op in batch]
 
     def _apply(self, op):
         kind = op['op']
@@ -118,9 +130,10 @@ class FakeHost:
             if op['nomaster']:
                 link['master'] = None
         elif kind == 'borrow' and op['name'] in self.links:
-            self.links[op['name']].update(borrowed=True, tag=op['tag'])
+            self.links[op['name']].update(borrowed=True,
+                                          borrowed_tag=op['tag'])
         elif kind == 'give_back' and op['name'] in self.links:
-            self.links[op['name']].update(borrowed=False, tag=None)
+            self.links[op['name']].update(borrowed=False, borrowed_tag=None)
 
     def delete(self, names, missing_ok=True):
         return self.run([ops.delete(list(names), missing_ok)])[0]
