@@ -67,15 +67,25 @@ def _cable(name: str, link: dict[str, Any], port_id: str,
 
 
 def borrow_ops(host: Any, requests: list[ports.EndpointRequest],
-               master: str | None) -> list[dict[str, Any]]:
+               master: str | None, ledger: Any) -> list[dict[str, Any]]:
     """Operations borrowing (and plugging into ``master``) the taps of
-    ``requests`` that exist now; the others wait for the watcher."""
+    ``requests`` that exist now; the others wait for the watcher.
+
+    :raises DeviceNotBorrowable: a tap is borrowed by another port the
+        ledger knows (two ports cannot share one guest's tap).
+    """
     found = present(host, [r.port.tap_name for r in requests])
     batch: list[dict[str, Any]] = []
     for request in requests:
         name = request.port.tap_name
-        if name in found:
-            batch += _cable(name, found[name], request.port.port_id, master)
+        if name not in found:
+            continue
+        holder = found[name].get('borrowed_tag')
+        if holder not in (None, request.port.port_id) and \
+                ledger.get_port(holder) is not None:
+            raise exception.DeviceNotBorrowable(
+                device=name, reason='port %s holds it' % holder)
+        batch += _cable(name, found[name], request.port.port_id, master)
     return batch
 
 

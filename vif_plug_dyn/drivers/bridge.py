@@ -125,14 +125,17 @@ class BridgeDriver(base.NetworkDriver):
         master = bridge if connect else None
         ethernet = endpoint_type == endpoints.ETHERNET
         lent = [r for r in requests if ethernet and taps.hypervisor_tap(r)]
+        lent_ids = {r.port.port_id for r in lent}
         with self._lock:
-            mine = [r for r in requests if ethernet and r not in lent]
+            mine = [r for r in requests
+                    if ethernet and r.port.port_id not in lent_ids]
             batch = self._bridge_ops(network)
             batch += [taps.create_tap_op(r, network, master) for r in mine]
             # NOTE(vpd): borrowing changes devices the batch did not make
             # (it is not undone by the helper's rollback): last, after
             # everything that may still fail and be rolled back.
-            lending = borrowed.borrow_ops(self.host, lent, master)
+            lending = borrowed.borrow_ops(self.host, lent, master,
+                                          self.context.ledger)
             # NOTE(vpd): one privileged call, all or nothing: the helper
             # removes what this batch created if any operation fails.
             try:
@@ -150,7 +153,8 @@ class BridgeDriver(base.NetworkDriver):
                     bridge=bridge, tap=request.port.tap_name, **fields))
             else:
                 made.append(endpoints.EthernetEndpoint(
-                    tap=request.port.tap_name, borrowed=request in lent,
+                    tap=request.port.tap_name,
+                    borrowed=request.port.port_id in lent_ids,
                     **fields))
         return made
 

@@ -200,3 +200,17 @@ def test_reconcile_never_makes_or_deletes_a_borrowed_tap(setup):
     assert host.links[port.tap]['master'] == 'br-red'
     assert not [op for op, _n in _ops(host) if op in ('delete',
                                                       'create_tap')]
+
+
+def test_a_tap_another_port_holds_is_refused(setup):
+    mgr, host = setup
+    first = _port()
+    host.nova_plug(first.tap)
+    mgr.request_endpoint(first, ['ethernet'], LENT)
+    second = ports.Port(port_id=str(uuid.uuid4()), mac='52:54:00:63:00:09',
+                        network='red', tap=first.tap)
+    with pytest.raises(exception.DeviceNotBorrowable,
+                       match=first.port_id):
+        mgr.request_endpoint(second, ['ethernet'], LENT)
+    assert host.links[first.tap]['borrowed_tag'] == first.port_id
+    assert mgr.ledger.get_port(second.port_id) is None
