@@ -74,6 +74,9 @@ def _guest_told_by_cli(conf):
     manager = vif_plug_dyn.initialize(conf)
     try:
         guest = getattr(manager, 'guest', None)
+        configured = getattr(guest, 'configured', None)
+        if isinstance(configured, bool):
+            return configured
         return getattr(guest, 'hypervisor', None) is not None
     finally:
         manager.close()
