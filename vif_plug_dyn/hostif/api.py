@@ -73,7 +73,7 @@ def make_backends(names: Iterable[str], root: str = '/'
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(
+    return datetime.datetime.now(datetime.UTC).isoformat(
         timespec='seconds')
 
 
