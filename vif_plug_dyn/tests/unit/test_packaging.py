@@ -66,7 +66,8 @@ def _undeclared_packages(top):
         if '__init__.py' in files or not files:
             continue
         package = directory
-        while not os.path.exists(os.path.join(package, '__init__.py')):
+        while package != top and not os.path.exists(
+                os.path.join(package, '__init__.py')):
             package = os.path.dirname(package)
         first = os.path.relpath(directory, package).split(os.sep)[0]
         if first.isidentifier():
