@@ -17,6 +17,8 @@ from vif_plug_dyn import exception
 from vif_plug_dyn.hostif import files
 from vif_plug_dyn.hostif import model
 from vif_plug_dyn.hostif import order as ordering
+from vif_plug_dyn.hostif import safety
+from vif_plug_dyn.hostif import xml as ifxml
 from vif_plug_dyn.hostif.backends import base
 
 
@@ -114,9 +116,19 @@ class InterfaceStore:
         :raises HostInterfaceCycle: it would close a dependency loop.
         :raises ForeignFile: a backend would overwrite a file it did not
             write.
+        :raises UnsafeHostInterfaceValue: a value cannot be written safely
+            to one of the files; nothing is written.
         """
         if isinstance(iface, str):
             iface = model.HostInterface.from_xml(iface, source='<define>')
+        path = os.path.join(self.directory,
+                            safety.token_or_repr(iface.name) + '.xml')
+        # NOTE(vpd): every value of the definition file is checked where
+        # it is written (hostif.safety), before any file is touched; the
+        # backends check theirs in check() below.
+        element = ifxml.element(iface)
+        safety.check_element(element, iface.name, 'definition file %s'
+                             % path)
         name = str(iface.name)
         with self._lock:
             old_path = self._files.get(name)
@@ -132,8 +144,7 @@ class InterfaceStore:
                 backend.check(iface, previous)
             for backend in self.backends:
                 backend.write(iface, previous)
-            path = os.path.join(self.directory, name + '.xml')
-            files.atomic_write(path, iface.to_xml(), 0o644)
+            files.atomic_write(path, ifxml.dumps(element), 0o644)
             if old_path is not None and old_path != path:
                 os.unlink(old_path)
             self._defs[name] = iface

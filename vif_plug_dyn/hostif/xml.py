@@ -46,7 +46,11 @@ from vif_plug_dyn.hostif import model
 
 PI_TARGET = 'vif-plug-dyn'
 _PI_UUID_RE = re.compile(r'^\s*uuid\s*=\s*"([^"]*)"\s*$')
-_UINT_RE = re.compile(r'^[0-9]+$')
+# NOTE(vpd): no surrounding blanks, signs, exponents or separators: a
+# value is what libvirt would read, exactly (hostif.safety explains why
+# nothing beyond that is let through).
+_UINT_RE = re.compile(r'[0-9]{1,10}')
+_SECONDS_RE = re.compile(r'[0-9]{1,4}(\.[0-9]{1,6})?')
 
 # Children and attributes an <interface> may have, by kind; members
 # ("bare" interfaces in libvirt's schema) lose start, mtu and protocol.
@@ -67,6 +71,12 @@ _ATTRS = {
     'arpmon': ('interval', 'target', 'validate'), 'vlan': ('tag',),
     'vlan-parent': ('name',),
 }
+
+
+def _cut(value: str) -> str:
+    # NOTE(vpd): errors name the value, but never repeat a huge one.
+    return repr(value) if len(value) <= 48 else '%r... (%d characters)' % (
+        value[:48], len(value))
 
 
 def parse(text: str | bytes, source: str = '<string>'
@@ -96,7 +106,15 @@ def dump(iface: model.HostInterface) -> str:
     :param iface: the definition.
     :returns: the XML, indented, ending with a newline.
     """
-    root = _element(iface, top=True)
+    return dumps(_element(iface, top=True))
+
+
+def dumps(root: ET.Element) -> str:
+    """Format an ``<interface>`` element built by :func:`element`.
+
+    :param root: the element (indented in place).
+    :returns: the XML, indented, ending with a newline.
+    """
     ET.indent(root)
     return ET.tostring(root, encoding='unicode') + '\n'
 
@@ -122,8 +140,12 @@ def _element(iface: model.HostInterface, top: bool) -> ET.Element:
         attrs = {}
         if iface.stp is not None:
             attrs['stp'] = 'on' if iface.stp else 'off'
-        if iface.delay is not None:
+        if isinstance(iface.delay, (int, float)):
             attrs['delay'] = '%g' % iface.delay
+        elif iface.delay is not None:
+            # NOTE(vpd): only an object built around the model's checks
+            # gets here; hostif.safety refuses it before it is stored.
+            attrs['delay'] = str(iface.delay)
         bridge = ET.SubElement(element, 'bridge', attrs)
         for member in iface.members:
             bridge.append(_element(member, top=False))
@@ -195,8 +217,9 @@ class _Parser:
         field = str(exc.kwargs.get('field', ''))
         value = exc.kwargs.get('value')
         # NOTE(vpd): the model sees an absent attribute as None.
-        reason = 'missing' if value is None else '%r: %s' % (
-            value, exc.kwargs.get('reason'))
+        shown = _cut(value) if isinstance(value, str) else repr(value)
+        reason = 'missing' if value is None else '%s: %s' % (
+            shown, exc.kwargs.get('reason'))
         return self.fail(where + '/' + field if field else where, reason)
 
     def parse(self, text: str | bytes) -> model.HostInterface:
@@ -208,7 +231,9 @@ class _Parser:
         if root.tag != 'interface':
             raise self.fail('/' + str(root.tag),
                             'the root element must be <interface>')
-        self.name = root.get('name') or '?'
+        name = root.get('name') or '?'
+        self.name = name if len(name) <= 48 else '%s... (%d characters)' % (
+            name[:48], len(name))
         return self.interface(root, '/interface', top=True)
 
     def interface(self, element: ET.Element, where: str, top: bool
@@ -216,8 +241,9 @@ class _Parser:
         self.attrs(element, 'interface', where)
         kind = element.get('type')
         if kind not in model.KINDS:
-            raise self.fail(where + '/@type', '%r: must be one of %s' % (
-                kind, ', '.join(model.KINDS)))
+            raise self.fail(where + '/@type', '%s: must be one of %s' % (
+                _cut(str(kind)) if kind is not None else 'missing',
+                ', '.join(model.KINDS)))
         children = self.children(element, where, _CHILDREN[kind], top)
         fields: dict[str, Any] = {'kind': kind, 'name': element.get('name'),
                                   'uuid': self.pi_uuid(element, where)}
@@ -233,8 +259,8 @@ class _Parser:
             key = {'ipv4': 'ipv4', 'ipv6': 'ipv6'}.get(str(family))
             path = "%s/protocol[@family='%s']" % (where, family)
             if key is None:
-                raise self.fail(where + '/protocol/@family', '%r: must be '
-                                'ipv4 or ipv6' % (family,))
+                raise self.fail(where + '/protocol/@family', '%s: must be '
+                                'ipv4 or ipv6' % _cut(str(family)))
             if key in fields:
                 raise self.fail(path, 'given twice')
             fields[key] = self.protocol(protocol, path)
@@ -350,11 +376,10 @@ class _Parser:
         fields['stp'] = self.yes_no(element, 'stp', where, 'on', 'off')
         delay = element.get('delay')
         if delay is not None:
-            try:
-                fields['delay'] = float(delay)
-            except ValueError:
-                raise self.fail(where + '/@delay', '%r is not a number'
-                                % delay) from None
+            if not _SECONDS_RE.fullmatch(delay):
+                raise self.fail(where + '/@delay', '%s is not a number of '
+                                'seconds' % _cut(delay))
+            fields['delay'] = float(delay)
         fields['members'] = self.members(element, where, ())
 
     def bond(self, element: ET.Element, where: str,
@@ -412,9 +437,10 @@ class _Parser:
         value = element.get(name)
         if value is None:
             raise self.fail('%s/@%s' % (where, name), 'missing')
-        if not _UINT_RE.match(value.strip()):
+        if not _UINT_RE.fullmatch(value):
             raise self.fail('%s/@%s' % (where, name),
-                            '%r is not a non-negative integer' % value)
+                            '%s is not a non-negative integer'
+                            % _cut(value))
         return int(value)
 
     def yes_no(self, element: ET.Element, name: str, where: str,
@@ -424,5 +450,5 @@ class _Parser:
             return None
         if value not in (yes, no):
             raise self.fail('%s/@%s' % (where, name),
-                            '%r: must be %r or %r' % (value, yes, no))
+                            '%s: must be %r or %r' % (_cut(value), yes, no))
         return value == yes
