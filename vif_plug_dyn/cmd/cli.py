@@ -224,7 +224,15 @@ def _iface_dumpxml(api: hostif_api.HostInterfaceAPI,
 
 def _iface_begin(api: hostif_api.HostInterfaceAPI,
                  args: argparse.Namespace) -> Any:
-    return api.change_begin()
+    return api.change_begin(timeout=args.timeout)
+
+
+def _iface_status(api: hostif_api.HostInterfaceAPI,
+                  args: argparse.Namespace) -> Any:
+    # NOTE(vpd): like every command, first roll back a transaction whose
+    # deadline has passed.
+    api.recover()
+    return {'transaction': api.transaction()}
 
 
 def _iface_commit(api: hostif_api.HostInterfaceAPI,
@@ -277,8 +285,14 @@ def _add_iface_parser(sub: Any) -> None:
                '--live the live state, as XML')
     dump.add_argument('--live', action='store_true',
                       help='read the live device instead')
-    add('change-begin', _iface_begin, 'snapshot the host interfaces '
-        '(start a transaction)', with_name=False)
+    begin = add('change-begin', _iface_begin, 'snapshot the host '
+                'interfaces (start a transaction)', with_name=False)
+    begin.add_argument('--timeout', type=float, metavar='SECONDS',
+                       help='roll back by itself unless change-commit '
+                            'comes within SECONDS (the safe way to change '
+                            'a remote host)')
+    add('change-status', _iface_status, 'the open transaction and its '
+        'deadline', with_name=False)
     add('change-commit', _iface_commit, 'keep the changes since '
         'change-begin', with_name=False)
     add('change-rollback', _iface_rollback, 'put back the host '
@@ -451,9 +465,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_iface(conf: cfg.ConfigOpts, args: argparse.Namespace) -> Any:
+    api = None
     try:
-        return args.func(hostif_api.HostInterfaceAPI(conf), args)
+        api = hostif_api.HostInterfaceAPI(conf)
+        return args.func(api, args)
     finally:
+        if api is not None:
+            # NOTE(vpd): what happened by itself since the last command
+            # (a timed transaction rolled back) is reported once, on
+            # standard error, whatever this command did.
+            for notice in api.take_notices():
+                sys.stderr.write('warning: %s\n' % notice.get('message'))
         # NOTE(vpd): wait for the privileged daemon this command started
         # to exit (it holds the network namespace open).
         privsep.stop()

@@ -468,3 +468,10 @@ def plan_stop(definition: model.HostInterface,
         plan.add('delete', [ops.delete(deleted)])
         plan.deleted.extend(deleted)
     return plan
+
+
+# NOTE(vpd): the same rules, for the read-back after an apply (.verify)
+# and the plan of a whole document (.desired).
+bond_options = _bond_options
+live_bond_value = _live_bond_value
+wanted_addresses = _wanted_addresses
