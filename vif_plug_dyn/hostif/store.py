@@ -36,6 +36,27 @@ class InterfaceStore:
         self._lock = threading.Lock()
         self._defs: dict[str, model.HostInterface] = {}
         self._files: dict[str, str] = {}
+        self._stamp: int | None = None
+
+    def _directory_stamp(self) -> int:
+        try:
+            return os.stat(self.directory).st_mtime_ns
+        except OSError:
+            return -1
+
+    def refresh(self) -> None:
+        """Reload when another process changed the directory since.
+
+        NOTE(vpd): definitions are written by renaming a new file into
+        place, which changes the directory's modification time; another
+        process (a CLI command, the watchdog of a timed transaction) may
+        have done it. Only a loaded store refreshes.
+
+        :raises InvalidHostInterface: see :meth:`load`.
+        """
+        if self._stamp is not None and \
+                self._directory_stamp() != self._stamp:
+            self.load()
 
     def load(self) -> list[model.HostInterface]:
         """(Re)read every ``*.xml`` file of the directory.
@@ -49,6 +70,7 @@ class InterfaceStore:
         """
         defs: dict[str, model.HostInterface] = {}
         paths: dict[str, str] = {}
+        stamp = self._directory_stamp()
         if os.path.isdir(self.directory):
             for entry in sorted(os.listdir(self.directory)):
                 if not entry.endswith('.xml'):
@@ -69,10 +91,12 @@ class InterfaceStore:
         ordering.dependency_order(defs.values(), missing_ok=True)
         with self._lock:
             self._defs, self._files = defs, paths
+            self._stamp = stamp
         return self.list()
 
     def list(self) -> list[model.HostInterface]:
         """Return the definitions, sorted by name."""
+        self.refresh()
         with self._lock:
             return [self._defs[k] for k in sorted(self._defs)]
 
@@ -84,6 +108,7 @@ class InterfaceStore:
 
         :raises HostInterfaceNotFound: no such definition.
         """
+        self.refresh()
         with self._lock:
             try:
                 return self._defs[name]
@@ -130,6 +155,7 @@ class InterfaceStore:
         safety.check_element(element, iface.name, 'definition file %s'
                              % path)
         name = str(iface.name)
+        self.refresh()
         with self._lock:
             old_path = self._files.get(name)
             if old_path is not None and not replace:
@@ -149,6 +175,7 @@ class InterfaceStore:
                 os.unlink(old_path)
             self._defs[name] = iface
             self._files[name] = path
+            self._stamp = self._directory_stamp()
         return iface
 
     def undefine(self, name: str) -> None:
@@ -160,6 +187,7 @@ class InterfaceStore:
         :raises ForeignFile: a backend file for it was not written by this
             library; nothing is removed.
         """
+        self.refresh()
         with self._lock:
             iface = self._defs.get(name)
             if iface is None:
@@ -176,6 +204,7 @@ class InterfaceStore:
                 pass
             del self._defs[name]
             del self._files[name]
+            self._stamp = self._directory_stamp()
 
     @staticmethod
     def _check_users(old: model.HostInterface,

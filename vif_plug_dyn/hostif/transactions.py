@@ -14,6 +14,7 @@ import builtins
 import datetime
 import logging
 import math
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -211,6 +212,10 @@ class TransactionsMixin:
         :returns: dicts with ``event`` (``timeout-rollback``), ``at``,
             ``began``, ``timeout``, ``restored`` and ``message``.
         """
+        # NOTE(vpd): most commands have nothing to report: do not create
+        # the state directory or its lock just to find that out.
+        if not os.path.exists(self.journal.path(journal_mod.NOTICES)):
+            return []
         try:
             with self.journal.lock(timeout=timeout):
                 return self.journal.take_notices()
