@@ -25,6 +25,7 @@ from vif_plug_dyn import opts
 from vif_plug_dyn import ports
 from vif_plug_dyn import privsep
 from vif_plug_dyn.hostif import api as hostif_api
+from vif_plug_dyn.hostif import document as hostif_document
 from vif_plug_dyn.hostif import model
 
 EXIT_ERROR = 2
@@ -252,6 +253,20 @@ def _iface_rollback(api: hostif_api.HostInterfaceAPI,
     return report
 
 
+def _iface_apply(api: hostif_api.HostInterfaceAPI,
+                 args: argparse.Namespace) -> Any:
+    with open(args.file, 'rb') as handle:
+        # NOTE(vpd): one byte more than a document may have, so that an
+        # oversized file is refused by its size, not read whole.
+        text = handle.read(hostif_document.MAX_DOCUMENT + 1)
+    return api.apply(text, dry_run=args.dry_run, source=args.file)
+
+
+def _iface_diff(api: hostif_api.HostInterfaceAPI,
+                args: argparse.Namespace) -> Any:
+    return api.diff(args.name)
+
+
 def _iface_recover(api: hostif_api.HostInterfaceAPI,
                    args: argparse.Namespace) -> Any:
     return {'recovered': api.recover()}
@@ -299,6 +314,16 @@ def _add_iface_parser(sub: Any) -> None:
         'interfaces as they were at change-begin', with_name=False)
     add('recover', _iface_recover, 'undo a start or stop that died half '
         'way', with_name=False)
+    apply = add('apply', _iface_apply, 'define and start every interface '
+                'of a document (XML <interfaces>, YAML or JSON) in one go, '
+                'all or nothing', with_name=False)
+    apply.add_argument('file')
+    apply.add_argument('--dry-run', action='store_true',
+                       help='print what would be created, changed and '
+                            'removed (devices, fields, files); change '
+                            'nothing')
+    add('diff', _iface_diff, 'what differs between a definition, the live '
+        'host and the persisted files')
 
 
 def _add_port_args(parser: argparse.ArgumentParser) -> None:

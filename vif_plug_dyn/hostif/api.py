@@ -33,6 +33,9 @@ from oslo_config import cfg
 from vif_plug_dyn import exception
 from vif_plug_dyn import host as host_mod
 from vif_plug_dyn import opts
+from vif_plug_dyn.hostif import desired
+from vif_plug_dyn.hostif import diff as diff_mod
+from vif_plug_dyn.hostif import document as document_mod
 from vif_plug_dyn.hostif import journal as journal_mod
 from vif_plug_dyn.hostif import live as live_mod
 from vif_plug_dyn.hostif import model
@@ -324,8 +327,9 @@ class HostInterfaceAPI(transactions.TransactionsMixin):
         passed."""
         self._last_expired = None
         report = self._recover_apply()
+        document = desired.recover(self)
         self._expire_due()
-        return report
+        return report or document
 
     def _recover_apply(self) -> dict[str, Any] | None:
         document = self.journal.load(journal_mod.APPLY)
@@ -348,6 +352,38 @@ class HostInterfaceAPI(transactions.TransactionsMixin):
                        'this configuration serves %s' % (
                            document.get('netns') or '(the host)',
                            self.netns or '(the host)'))
+
+    # -- whole desired states ----------------------------------------------
+
+    def apply(self, document: document_mod.Document | str | bytes,
+              dry_run: bool = False, source: str = '<string>'
+              ) -> dict[str, Any]:
+        """Apply a document of several definitions in one go, all or
+        nothing; with ``dry_run`` only say what it would do (see
+        :mod:`vif_plug_dyn.hostif.desired`).
+
+        :param document: a :class:`~vif_plug_dyn.hostif.document.
+            Document`, or its text (XML, YAML or JSON).
+        :param source: where the text came from, used in errors.
+        :returns: the plan: ``definitions``, ``devices`` (per device:
+            ``action`` and ``fields`` with ``from``/``to``), ``files``,
+            ``not_applied``, ``changed`` and ``applied``.
+        :raises InvalidInterfaceDocument: the document is invalid.
+        :raises HostInterfaceApplyFailed: a step failed; the host, the
+            definitions and the files were put back.
+        :raises HostInterfaceVerifyFailed: see :meth:`start`.
+        """
+        if not isinstance(document, document_mod.Document):
+            document = document_mod.parse(document, source)
+        return desired.apply(self, document, dry_run=dry_run)
+
+    def diff(self, name: str) -> dict[str, Any]:
+        """What differs between a definition, the live host and the
+        persisted files (see :func:`vif_plug_dyn.hostif.diff.diff`).
+
+        :raises HostInterfaceNotFound: no such definition.
+        """
+        return diff_mod.diff(self, name)
 
     # -- reading -------------------------------------------------------------
 

@@ -12,6 +12,10 @@ recoverable.
 ``apply.json``
     the snapshot of one start or stop while it runs; if the process dies
     half way, the next change finds it and puts the host back first;
+``document.json``
+    the snapshot of an ``iface apply`` while it runs (links and
+    addresses, definitions, adoption records): all or nothing, even if
+    the process dies half way;
 ``adoptions.json``
     the alias each adopted device had, given back when its definition is
     undefined;
@@ -46,7 +50,8 @@ TRANSACTION = 'transaction'
 APPLY = 'apply'
 ADOPTIONS = 'adoptions'
 NOTICES = 'notices'
-_KINDS = (TRANSACTION, APPLY, ADOPTIONS, NOTICES)
+DOCUMENT = 'document'
+_KINDS = (TRANSACTION, APPLY, ADOPTIONS, NOTICES, DOCUMENT)
 
 
 class Journal:

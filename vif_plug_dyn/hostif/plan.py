@@ -475,3 +475,4 @@ def plan_stop(definition: model.HostInterface,
 bond_options = _bond_options
 live_bond_value = _live_bond_value
 wanted_addresses = _wanted_addresses
+role = _role

@@ -10,6 +10,7 @@ dependency loops, and no backend would touch a file it did not write.
 
 import os
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from collections.abc import Sequence
 
@@ -146,14 +147,7 @@ class InterfaceStore:
         """
         if isinstance(iface, str):
             iface = model.HostInterface.from_xml(iface, source='<define>')
-        path = os.path.join(self.directory,
-                            safety.token_or_repr(iface.name) + '.xml')
-        # NOTE(vpd): every value of the definition file is checked where
-        # it is written (hostif.safety), before any file is touched; the
-        # backends check theirs in check() below.
-        element = ifxml.element(iface)
-        safety.check_element(element, iface.name, 'definition file %s'
-                             % path)
+        element, path = self._checked(iface)
         name = str(iface.name)
         self.refresh()
         with self._lock:
@@ -165,7 +159,7 @@ class InterfaceStore:
             others = [d for n, d in self._defs.items() if n != name]
             ordering.dependency_order(others + [iface], missing_ok=True)
             if previous is not None:
-                self._check_users(previous, iface, others)
+                self.check_users(previous, iface, others)
             for backend in self.backends:
                 backend.check(iface, previous)
             for backend in self.backends:
@@ -177,6 +171,32 @@ class InterfaceStore:
             self._files[name] = path
             self._stamp = self._directory_stamp()
         return iface
+
+    def _checked(self, iface: model.HostInterface
+                 ) -> tuple[ET.Element, str]:
+        path = os.path.join(self.directory,
+                            safety.token_or_repr(iface.name) + '.xml')
+        # NOTE(vpd): every value of the definition file is checked where
+        # it is written (hostif.safety), before any file is touched; the
+        # backends check theirs in their check().
+        element = ifxml.element(iface)
+        safety.check_element(element, iface.name, 'definition file %s'
+                             % path)
+        return element, path
+
+    def check(self, iface: model.HostInterface) -> None:
+        """Make the checks :meth:`define` makes before it writes (the
+        definition file's values, the backends' files and values),
+        without writing.
+
+        :raises UnsafeHostInterfaceValue: a value cannot be written.
+        :raises ForeignFile: a backend would overwrite a file it did not
+            write.
+        """
+        self._checked(iface)
+        previous = self._defs.get(str(iface.name))
+        for backend in self.backends:
+            backend.check(iface, previous)
 
     def undefine(self, name: str) -> None:
         """Remove a definition and the backends' files for it.
@@ -193,7 +213,7 @@ class InterfaceStore:
             if iface is None:
                 raise exception.HostInterfaceNotFound(name=name)
             others = [d for n, d in self._defs.items() if n != name]
-            self._check_users(iface, None, others)
+            self.check_users(iface, None, others)
             for backend in self.backends:
                 backend.check(None, iface)
             for backend in self.backends:
@@ -207,9 +227,16 @@ class InterfaceStore:
             self._stamp = self._directory_stamp()
 
     @staticmethod
-    def _check_users(old: model.HostInterface,
-                     new: model.HostInterface | None,
-                     others: Sequence[model.HostInterface]) -> None:
+    def check_users(old: model.HostInterface,
+                    new: model.HostInterface | None,
+                    others: Sequence[model.HostInterface]) -> None:
+        """Refuse to drop devices other definitions need.
+
+        :param old: the definition being replaced or removed.
+        :param new: its replacement (``None``: removed).
+        :param others: the other definitions.
+        :raises HostInterfaceInUse: one of them needs a dropped device.
+        """
         # NOTE(vpd): a VLAN defined on its own may sit on a device of
         # another definition; dropping that device would leave the VLAN
         # without a parent at the next boot.

@@ -256,15 +256,25 @@ class TransactionsMixin:
         LOG.warning('Automatic rollback: %s', message)
         self._last_expired = report
 
-    def _roll_back(self, document: dict[str, Any]) -> dict[str, Any]:
-        """Put back the snapshot of ``document`` and end it (hold the
-        lock)."""
+    def _restore_snapshot(self, document: dict[str, Any]
+                          ) -> dict[str, Any]:
+        """Put back the links and addresses, definitions and adoption
+        records of a snapshot (hold the lock).
+
+        :returns: the restore report, with ``definitions``.
+        """
         self._check_netns(document)
         report = self.live.restore(state_mod.HostState.from_dump(
             document['state']))
         report['definitions'] = self._restore_definitions(
             document.get('definitions') or {})
         self.journal.set_adoptions(dict(document.get('adoptions') or {}))
+        return report
+
+    def _roll_back(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Put back the snapshot of ``document`` and end it (hold the
+        lock)."""
+        report = self._restore_snapshot(document)
         self.journal.clear(journal_mod.TRANSACTION)
         self._disarm(document)
         report['rolled_back'] = document.get('began')

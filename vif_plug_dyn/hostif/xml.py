@@ -92,6 +92,18 @@ def parse(text: str | bytes, source: str = '<string>'
     return _Parser(source).parse(text)
 
 
+def from_element(root: ET.Element, source: str = '<string>'
+                 ) -> model.HostInterface:
+    """Read an ``<interface>`` element already parsed (one definition of
+    a larger document).
+
+    :param root: the element.
+    :param source: where it came from, used in errors.
+    :raises InvalidHostInterface: as :func:`parse`.
+    """
+    return _Parser(source).root(root)
+
+
 def element(iface: model.HostInterface) -> ET.Element:
     """Build the ``<interface>`` element of a definition (not indented).
 
@@ -228,6 +240,9 @@ class _Parser:
         except ET.ParseError as exc:
             raise self.fail('line %d' % exc.position[0],
                             'not well-formed XML: %s' % exc) from None
+        return self.root(root)
+
+    def root(self, root: ET.Element) -> model.HostInterface:
         if root.tag != 'interface':
             raise self.fail('/' + str(root.tag),
                             'the root element must be <interface>')
