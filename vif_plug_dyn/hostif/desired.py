@@ -180,23 +180,28 @@ def _devices(change: Change, live: state_mod.HostState,
     for what it creates to ``made``."""
     out: list[dict[str, Any]] = []
     if change.old is not None and (change.new is None or change.dropped):
-        stop = plan_mod.plan_stop(change.old, live)
-        names = None if change.new is None else set(change.dropped)
+        stop = plan_mod.plan_stop(change.old, live) if change.new is None \
+            else _prune(change, live)
+        names = set(change.dropped) if change.new is not None else {
+            d.name for d in change.old.devices()}
+        fields: dict[str, list[dict[str, Any]]] = {}
         for item in verify.check_stop(change.old, stop, live):
-            if names is None or item.device in names:
-                out.append(_field_change(item, change.name))
-        for name in stop.deleted:
-            if names is None or name in names:
-                out.append({'device': name, 'definition': change.name,
-                            'action': 'delete', 'fields': []})
+            fields.setdefault(item.device, []).append(
+                {'field': item.field, 'from': item.found, 'to': item.wanted})
         tag = state_mod.definition_tag(change.name)
-        for device in change.old.devices():
+        for device in reversed(change.old.devices()):
             link = live.get(device.name)
-            if link is not None and link.get('adopted_tag') == tag and \
-                    (names is None or device.name in names):
-                out.append({'device': device.name,
-                            'definition': change.name, 'action': 'release',
-                            'fields': []})
+            if device.name not in names or link is None:
+                continue
+            if device.name in stop.deleted:
+                action = 'delete'
+            elif link.get('adopted_tag') == tag:
+                action = 'release'
+            else:
+                continue
+            out.append({'device': device.name, 'definition': change.name,
+                        'action': action,
+                        'fields': fields.get(device.name, [])})
     if change.new is None:
         return out
     for device in change.new.devices():
@@ -216,14 +221,6 @@ def _devices(change: Change, live: state_mod.HostState,
         out.append({'device': device.name, 'definition': change.name,
                     'action': action, 'fields': fields.get(device.name, [])})
     return out
-
-
-def _field_change(item: verify.Mismatch, definition: str
-                  ) -> dict[str, Any]:
-    return {'device': item.device, 'definition': definition,
-            'action': 'release', 'fields': [
-                {'field': item.field, 'from': item.found,
-                 'to': item.wanted}]}
 
 
 def _files(api: 'HostInterfaceAPI', change: Change
@@ -326,9 +323,8 @@ def apply(api: 'HostInterfaceAPI', document: document_mod.Document,
 def _run(api: 'HostInterfaceAPI', change: Change) -> None:
     if change.old is not None and (change.new is None or change.dropped):
         live = api.live.state()
-        stop = plan_mod.plan_stop(change.old, live)
-        if change.new is not None:
-            stop = _only(stop, set(change.dropped))
+        stop = plan_mod.plan_stop(change.old, live) if change.new is None \
+            else _prune(change, live)
         _execute(api, stop)
         if change.new is None:
             mismatches = verify.check_stop(change.old, stop,
@@ -366,21 +362,35 @@ def _execute(api: 'HostInterfaceAPI', steps: plan_mod.Plan) -> None:
             reason=exc.kwargs.get('reason'), restored='') from exc
 
 
-def _only(steps: plan_mod.Plan, names: set[str]) -> plan_mod.Plan:
-    """The part of a stop plan that touches ``names``."""
-    out = plan_mod.Plan(steps.action, steps.definition)
-    for step in steps.steps:
-        kept = []
-        for op in step.ops:
-            if op['op'] == 'delete':
-                left = [n for n in op['names'] if n in names]
-                if left:
-                    kept.append(ops.delete(left))
-            elif op.get('name') in names:
-                kept.append(op)
-        out.add(step.name, kept)
-    out.deleted = [n for n in steps.deleted if n in names]
-    return out
+def _prune(change: Change, live: state_mod.HostState) -> plan_mod.Plan:
+    """Take out the devices a redefinition no longer names: delete those
+    it created, take those it adopted out of their master and down (they
+    are given back afterwards)."""
+    assert change.old is not None
+    steps = plan_mod.Plan('stop', change.name)
+    devices = {d.name: d for d in change.old.devices()}
+    links: list[dict[str, Any]] = []
+    deleted: list[str] = []
+    for device in reversed(change.old.devices()):
+        link = live.get(device.name)
+        if device.name not in change.dropped or link is None:
+            continue
+        role, owner = state_mod.marker(link)
+        if owner != change.name:
+            continue
+        if role == state_mod.CREATED:
+            deleted.append(device.name)
+            continue
+        master = live.master_of(device.name)
+        if master is not None and master == devices[device.name].master:
+            links.append(ops.set_link(device.name, nomaster=True))
+        if link['up']:
+            links.append(ops.set_link(device.name, up=False))
+    steps.add('links', links)
+    if deleted:
+        steps.add('delete', [ops.delete(deleted)])
+        steps.deleted.extend(deleted)
+    return steps
 
 
 def _give_back(api: 'HostInterfaceAPI', change: Change) -> None:

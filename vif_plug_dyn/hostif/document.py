@@ -164,8 +164,8 @@ def _parse_data(text: str | bytes, source: str) -> Document:
             not set(data) <= {'interfaces', 'absent'}:
         raise _fail(source, 'expected a mapping with "interfaces" and '
                             '"absent"')
-    items = data.get('interfaces') or []
-    gone = data.get('absent') or []
+    items = data.get('interfaces', [])
+    gone = data.get('absent', [])
     if not isinstance(items, list) or not isinstance(gone, list):
         raise _fail(source, '"interfaces" and "absent" must be lists')
     interfaces = tuple(_Reader(source).interface(

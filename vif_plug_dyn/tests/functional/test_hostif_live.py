@@ -173,7 +173,7 @@ def test_vlan_on_a_veth_end(api, ns):
     assert not exists(ns, 'v0.42') and exists(ns, 'v0')
 
 
-# --- failures half way ---------------------------------------------------
+# --- failures half way -------------------------------------------------------
 
 class Boom(RuntimeError):
     pass

@@ -204,7 +204,7 @@ def test_zone_ids_are_refused():
         addressing.IPAddress(address='192.0.2.1\n')
 
 
-# --- the writers, past the model ------------------------------------------
+# --- the writers, past the model ---------------------------------------------
 
 def _forced(iface, path, value):
     """A copy of ``iface`` with one field forced to ``value``, past the
