@@ -184,10 +184,7 @@ def _devices(change: Change, live: state_mod.HostState,
             else _prune(change, live)
         names = set(change.dropped) if change.new is not None else {
             d.name for d in change.old.devices()}
-        fields: dict[str, list[dict[str, Any]]] = {}
-        for item in verify.check_stop(change.old, stop, live):
-            fields.setdefault(item.device, []).append(
-                {'field': item.field, 'from': item.found, 'to': item.wanted})
+        fields = _by_device(verify.check_stop(change.old, stop, live))
         tag = state_mod.definition_tag(change.name)
         for device in reversed(change.old.devices()):
             link = live.get(device.name)
@@ -210,16 +207,22 @@ def _devices(change: Change, live: state_mod.HostState,
             made[device.name] = _placeholder(device, -1 - len(made))
     view = state_mod.HostState(links=dict(live.links, **made),
                                addresses=live.addresses)
-    fields: dict[str, list[dict[str, Any]]] = {}
-    for item in verify.check_start(change.new, view):
-        fields.setdefault(item.device, []).append(
-            {'field': item.field, 'from': item.found, 'to': item.wanted})
+    fields = _by_device(verify.check_start(change.new, view))
     for device in change.new.devices():
         role = plan_mod.role(change.new, device, live.get(device.name))
         action = {'new': 'create', 'adopt': 'adopt'}.get(
             role, 'change' if fields.get(device.name) else 'unchanged')
         out.append({'device': device.name, 'definition': change.name,
                     'action': action, 'fields': fields.get(device.name, [])})
+    return out
+
+
+def _by_device(mismatches: list[verify.Mismatch]
+               ) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for item in mismatches:
+        out.setdefault(item.device, []).append(
+            {'field': item.field, 'from': item.found, 'to': item.wanted})
     return out
 
 

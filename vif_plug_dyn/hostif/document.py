@@ -89,8 +89,13 @@ def parse(text: str | bytes, source: str = '<string>') -> Document:
         xml_like = head == b'<'
     else:
         xml_like = text.lstrip()[:1] == '<'
-    document = _parse_xml(text, source) if xml_like else \
-        _parse_data(text, source)
+    try:
+        document = _parse_xml(text, source) if xml_like else \
+            _parse_data(text, source)
+    except RecursionError:
+        # NOTE(vpd): a document small enough to read can still nest
+        # deeper than the parsers recurse.
+        raise _fail(source, 'nested too deeply') from None
     names = [str(i.name) for i in document.interfaces] + \
         list(document.absent)
     if len(names) > MAX_INTERFACES:

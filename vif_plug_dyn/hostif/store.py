@@ -12,6 +12,7 @@ import os
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from typing import Any
 from collections.abc import Sequence
 
 from vif_plug_dyn import exception
@@ -37,21 +38,24 @@ class InterfaceStore:
         self._lock = threading.Lock()
         self._defs: dict[str, model.HostInterface] = {}
         self._files: dict[str, str] = {}
-        self._stamp: int | None = None
+        self._stamp: tuple[Any, ...] | None = None
 
-    def _directory_stamp(self) -> int:
+    def _directory_stamp(self) -> tuple[Any, ...]:
+        # NOTE(vpd): the kernel's file times are coarse (a few ms): two
+        # changes in one tick leave the directory's time as it was, but
+        # each definition is written as a new file (a new inode).
         try:
-            return os.stat(self.directory).st_mtime_ns
+            entries = sorted(os.scandir(self.directory),
+                             key=lambda e: e.name)
+            return tuple((e.name, e.inode(), e.stat().st_mtime_ns)
+                         for e in entries if e.name.endswith('.xml'))
         except OSError:
-            return -1
+            return ()
 
     def refresh(self) -> None:
-        """Reload when another process changed the directory since.
-
-        NOTE(vpd): definitions are written by renaming a new file into
-        place, which changes the directory's modification time; another
-        process (a CLI command, the watchdog of a timed transaction) may
-        have done it. Only a loaded store refreshes.
+        """Reload when another process changed the definition files
+        since (a CLI command, the watchdog of a timed transaction). Only a
+        loaded store refreshes.
 
         :raises InvalidHostInterface: see :meth:`load`.
         """

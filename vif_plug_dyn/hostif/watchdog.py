@@ -203,6 +203,9 @@ def _detach(directory: str) -> int:
         return 1 if ready != b'ok' else -1
     os.close(read_end)
     os.setsid()
+    # NOTE(vpd): its PID file and log (which names transactions and
+    # what they restored) are for root only, like the journal.
+    os.umask(0o077)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)

@@ -89,7 +89,11 @@ def parse(text: str | bytes, source: str = '<string>'
     :raises InvalidHostInterface: names the definition, the source and
         the XPath of the element at fault.
     """
-    return _Parser(source).parse(text)
+    parser = _Parser(source)
+    try:
+        return parser.parse(text)
+    except RecursionError:
+        raise parser.fail('/interface', 'nested too deeply') from None
 
 
 def from_element(root: ET.Element, source: str = '<string>'

@@ -149,6 +149,16 @@ def test_an_invalid_xml_definition_names_its_place():
                        "</interface></interfaces>", 'doc')
 
 
+def test_deep_nesting_is_refused_typed():
+    for text in ('[' * 100000 + ']' * 100000,
+                 '<interfaces>' + "<interface type='bridge' name='b'>"
+                 "<bridge>" * 3000 + '</bridge></interface>' * 3000 +
+                 '</interfaces>'):
+        with pytest.raises(exception.InvalidInterfaceDocument,
+                           match='nested too deeply'):
+            document.parse(text)
+
+
 def test_size_limits():
     with pytest.raises(exception.InvalidInterfaceDocument,
                        match='larger than'):
