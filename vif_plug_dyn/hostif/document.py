@@ -55,6 +55,9 @@ from vif_plug_dyn.hostif import xml as ifxml
 MAX_DOCUMENT = 1024 * 1024
 #: Most definitions (and absent names) in one document.
 MAX_INTERFACES = 1024
+#: Deepest nesting of a YAML or JSON document (a bridge with a bond
+#: member with monitoring nests 8 levels).
+MAX_DEPTH = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,11 +159,21 @@ def _parse_data(text: str | bytes, source: str) -> Document:
         # NOTE(vpd): aliases would let a small document expand to a huge
         # one (and tags build Python objects in unsafe loaders): both are
         # refused before the document is built.
+        depth = 0
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or \
                     getattr(event, 'tag', None) not in (None, '!'):
                 raise _fail(source, 'YAML aliases and tags are not '
                                     'accepted')
+            # NOTE(vpd): PyYAML's scanner slows down with every level of
+            # nesting (a 1 MiB document of brackets takes minutes): stop
+            # as soon as a document nests deeper than a definition can.
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise RecursionError(depth)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise _fail(source, 'not valid YAML or JSON: %s'
