@@ -115,8 +115,7 @@ class HostNetwork:
 
     @staticmethod
     def _call(entrypoint: Any, *args: Any) -> Any:
-        func = getattr(entrypoint, 'func', entrypoint)
-        name = getattr(func, '__name__', 'call')
+        name = privsep.entrypoint_name(entrypoint)
         # NOTE(vpd): a daemon that died since the last call (killed, out
         # of memory) is replaced before this call is sent. A call that was
         # in flight when it died is not repeated: it may have been half
@@ -126,21 +125,24 @@ class HostNetwork:
         for attempt in (1, 2):
             try:
                 return entrypoint(*args)
-            except exception.VifPlugDynException:
-                raise
-            except (BrokenPipeError, ConnectionResetError) as exc:
+            except (exception.PrivilegedHelperUnreachable, BrokenPipeError,
+                    ConnectionResetError) as exc:
                 # NOTE(vpd): the request could not even be written: the
                 # daemon was already gone and did none of it, so one new
                 # daemon and one more try are safe.
                 if attempt == 1 and privsep.replace_dead(force=True):
                     continue
-                raise exception.PrivilegedHelperFailed(
+                if isinstance(exc, exception.VifPlugDynException):
+                    raise
+                raise exception.PrivilegedHelperUnreachable(
                     operation=name,
-                    reason='%s: %s' % (type(exc).__name__, exc))
+                    reason='%s: %s' % (type(exc).__name__, exc)) from None
+            except exception.VifPlugDynException:
+                raise
             except Exception as exc:
-                # NOTE(vpd): the daemon did not start, died, or raised
-                # something that is not ours (a bug): callers handle one
-                # family of errors.
+                # NOTE(vpd): the context turns what the channel raises into
+                # the library's errors; anything else is a bug, and
+                # callers still handle one family of errors.
                 raise exception.PrivilegedHelperFailed(
                     operation=name,
                     reason='%s: %s' % (type(exc).__name__, exc))

@@ -14,12 +14,21 @@ Only marked devices may be deleted or reconfigured.
 
 Adoption: a device the library did not create (an operator's NIC that a
 host interface definition names) can be *adopted* with :func:`adopt`: its
-alias becomes ``vif_plug_dyn.adopted:<tag>`` (:func:`adopted_alias`).
-An adopted device may be configured like one of ours (:func:`set_link`
-except its owner tag, addresses, bridge and bond settings) but never
-deleted; :func:`release` gives it back, with the alias it had.
+alias becomes ``vif_plug_dyn.adopted:<tag>``, followed by ``#<digest>``
+of the alias it had when it had one (:func:`adopted_alias`). An adopted
+device may be configured like one of ours (:func:`set_link` except its
+owner tag, addresses, bridge and bond settings) as far as the daemon's
+policy allows (:mod:`.policy`), but never deleted; :func:`release` gives
+it back, with the alias it had (the digest lets the daemon check it).
+
+Link groups are the daemon's business: no operation takes one (see
+:mod:`.batch`).
+
+Every error message names a value cut to :data:`ECHO_CHARS` characters
+(:func:`shorten`): the daemon never echoes an unbounded value.
 """
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -43,6 +52,11 @@ MAX_ARP_TARGETS = 16
 ARP_VALIDATE = ('none', 'active', 'backup', 'all')
 #: Longest batch one privileged call accepts.
 MAX_OPS = 100000
+#: Longest text any field takes (the longest real one is an alias, 255
+#: bytes); longer values are refused before any other check.
+MAX_TEXT = 1024
+#: How much of a refused value an error message repeats.
+ECHO_CHARS = 64
 #: Bonding modes accepted by :func:`create_bond`, with their kernel values.
 BOND_MODES = {'balance-rr': 0, 'active-backup': 1, 'balance-xor': 2,
               'broadcast': 3, '802.3ad': 4, 'balance-tlb': 5,
@@ -60,8 +74,63 @@ _REQUIRED = object()
 Validator = Callable[[Any, str], Any]
 
 
+def shorten(value: Any, limit: int = ECHO_CHARS, depth: int = 0) -> Any:
+    """``value`` cut down for an error message: long text keeps its first
+    ``limit`` characters and says how long it was, a large container or
+    integer is described rather than repeated.
+
+    NOTE(vpd): a 50 MB name once made the daemon build a 50 MB message
+    (and peak at 700 MB); messages must stay small whatever was sent.
+    """
+    if isinstance(value, (str, bytes, bytearray)):
+        if len(value) <= limit:
+            return value
+        return '%r... (%d %s)' % (value[:limit], len(value),
+                                  'characters' if isinstance(value, str)
+                                  else 'bytes')
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return value if value.bit_length() <= 64 else \
+            '<integer of %d bits>' % value.bit_length()
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        if depth >= 2 or len(value) > 8:
+            return '<%s of %d items>' % (type(value).__name__, len(value))
+        if isinstance(value, dict):
+            return {shorten(k, limit, depth + 1): shorten(v, limit,
+                                                          depth + 1)
+                    for k, v in value.items()}
+        return [shorten(v, limit, depth + 1) for v in value]
+    return '<%s>' % type(value).__name__
+
+
+#: Longest error message the daemon sends back.
+MAX_MESSAGE = 2048
+
+
+def bounded_error(exc: exception.VifPlugDynException
+                  ) -> tuple[str, dict[str, Any]]:
+    """The message and keyword arguments of a library error, cut down to
+    what may cross back from the daemon (:data:`MAX_MESSAGE` characters,
+    each argument :func:`shorten`-ed)."""
+    message = exc.message if isinstance(exc.message, str) else str(
+        exc.message)
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE] + '... (cut)'
+    kwargs = exc.args[1] if len(exc.args) > 1 and isinstance(
+        exc.args[1], dict) else {}
+    return message, {str(shorten(k, 64)): shorten(v, 256)
+                     for k, v in list(kwargs.items())[:16]}
+
+
 def _fail(field: str, value: Any, reason: str) -> exception.InvalidField:
-    return exception.InvalidField(field=field, value=value, reason=reason)
+    return exception.InvalidField(field=shorten(field, 128),
+                                  value=shorten(value), reason=reason)
+
+
+def too_long(value: Any) -> bool:
+    """Whether ``value`` is text longer than any field takes."""
+    return isinstance(value, (str, bytes)) and len(value) > MAX_TEXT
 
 
 def check_tag(value: Any, field: str = 'tag') -> str:
@@ -103,21 +172,42 @@ def parse_alias(alias: str | None) -> tuple[bool, str | None]:
     return False, None
 
 
-def adopted_alias(tag: str) -> str:
+def alias_digest(alias: str) -> str:
+    """The digest of an alias an adoption marker carries (16 hex digits
+    of its SHA-256)."""
+    data = alias.encode('utf-8', 'surrogateescape')
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def adopted_alias(tag: str, digest: str | None = None) -> str:
     """Return the interface alias marking a device as adopted.
 
     :param tag: the owner tag (already validated).
-    :returns: ``vif_plug_dyn.adopted:<tag>``.
+    :param digest: :func:`alias_digest` of the alias the device had
+        before, if any.
+    :returns: ``vif_plug_dyn.adopted:<tag>`` or
+        ``vif_plug_dyn.adopted:<tag>#<digest>``.
     """
-    return '%s:%s' % (ADOPTED_PREFIX, tag)
+    marker = '%s:%s' % (ADOPTED_PREFIX, tag)
+    return marker if not digest else '%s#%s' % (marker, digest)
 
 
 def parse_adopted(alias: str | None) -> str | None:
     """Return the tag of an adoption marker, ``None`` for any other
     alias."""
     if alias and alias.startswith(ADOPTED_PREFIX + ':'):
-        return alias[len(ADOPTED_PREFIX) + 1:] or None
+        return alias[len(ADOPTED_PREFIX) + 1:].split('#', 1)[0] or None
     return None
+
+
+def adopted_digest(alias: str | None) -> str | None:
+    """Return the previous alias's digest an adoption marker carries
+    (``None``: the device had no alias, or an earlier release adopted
+    it)."""
+    if parse_adopted(alias) is None:
+        return None
+    _tag, sep, digest = str(alias).partition('#')
+    return digest if sep and digest else None
 
 
 def _boolean(value: Any, field: str) -> bool:
@@ -147,10 +237,6 @@ def _vlan_id(value: Any, field: str) -> int:
     if isinstance(value, str):
         raise _fail(field, value, 'must be an integer')
     return validate.vlan(value, field)
-
-
-def _link_group(value: Any, field: str) -> int:
-    return _u32(value, field)
 
 
 def _uid(value: Any, field: str) -> int:
@@ -240,6 +326,9 @@ def _ifnames(value: Any, field: str) -> list[str]:
     if len(value) > MAX_OPS:
         raise _fail(field, '<%d names>' % len(value),
                     'more than %d names' % MAX_OPS)
+    for i, item in enumerate(value):
+        if too_long(item):
+            raise _fail('%s[%d]' % (field, i), item, 'not an interface name')
     names = [validate.ifname(v, '%s[%d]' % (field, i))
              for i, v in enumerate(value)]
     if len(set(names)) != len(names):
@@ -253,7 +342,6 @@ _DEVICE_FIELDS: dict[str, tuple[Validator, Any]] = {
     'mac': (validate.mac, None),
     'up': (_boolean, True),
     'tag': (check_tag, None),
-    'group': (_link_group, None),
 }
 _LOWER_FIELDS: dict[str, tuple[Validator, Any]] = {
     'lower': (validate.ifname, _REQUIRED),
@@ -308,7 +396,6 @@ SCHEMAS: dict[str, dict[str, tuple[Validator, Any]]] = {
                  'mac': (validate.mac, None),
                  'master': (validate.ifname, None),
                  'nomaster': (_boolean, False),
-                 'group': (_link_group, None),
                  'tag': (check_tag, None)},
     'delete': {'names': (_ifnames, _REQUIRED),
                'missing_ok': (_boolean, True)},
@@ -385,13 +472,18 @@ def validate_op(op: Any, field: str = 'op') -> dict[str, Any]:
     if schema is None:
         raise _fail(field + '.op', kind, 'unknown operation; expected one '
                                         'of %s' % ', '.join(sorted(SCHEMAS)))
-    unknown = [str(k) for k in op if k != 'op' and k not in schema]
+    unknown = [k for k in op if k != 'op' and k not in schema]
     if unknown:
-        raise _fail(field, kind, 'unknown field(s) %s' % ', '.join(
-            sorted(unknown)))
+        shown = sorted(str(shorten(k, 32)) for k in unknown[:5])
+        raise _fail(field, kind, 'unknown field(s) %s%s' % (
+            ', '.join(shown), '' if len(unknown) <= 5 else
+            ' and %d more' % (len(unknown) - 5)))
     out: dict[str, Any] = {'op': kind}
     for name, (check, default) in schema.items():
         value = op.get(name)
+        if too_long(value):
+            raise _fail('%s.%s' % (field, name), value,
+                        'longer than %d characters' % MAX_TEXT)
         if value is None:
             if default is _REQUIRED:
                 raise _fail('%s.%s' % (field, name), None,
@@ -416,7 +508,7 @@ def _check_relations(op: dict[str, Any], field: str) -> None:
         if op['master'] is not None and op['nomaster']:
             raise _fail(field + '.nomaster', True,
                         'cannot be combined with master')
-        changes = ('up', 'mtu', 'mac', 'master', 'group', 'tag')
+        changes = ('up', 'mtu', 'mac', 'master', 'tag')
         if not op['nomaster'] and all(op[k] is None for k in changes):
             raise _fail(field, kind, 'changes nothing')
     if kind in ('create_veth', 'redirect', 'unredirect') and \
@@ -477,7 +569,7 @@ def _build(kind: str, **fields: Any) -> dict[str, Any]:
 
 def create_bridge(name: str, *, mtu: int | None = None,
                   mac: str | None = None, up: bool = True,
-                  tag: str | None = None, group: int | None = None,
+                  tag: str | None = None,
                   stp: bool = False, forward_delay: int = 0,
                   index: int | None = None) -> dict[str, Any]:
     """A Linux bridge, by default with forward delay 0 and STP off.
@@ -487,7 +579,6 @@ def create_bridge(name: str, *, mtu: int | None = None,
     :param mac: its MAC address.
     :param up: bring it up.
     :param tag: owner tag written into its alias.
-    :param group: a link group to put it in.
     :param stp: run the kernel's spanning tree.
     :param forward_delay: in hundredths of a second (0-3000).
     :param index: the ifindex to give it; the kernel picks one when
@@ -495,13 +586,13 @@ def create_bridge(name: str, *, mtu: int | None = None,
     :raises InvalidField: a bad value.
     """
     return _build('create_bridge', name=name, mtu=mtu, mac=mac, up=up,
-                  tag=tag, group=group, stp=stp,
+                  tag=tag, stp=stp,
                   forward_delay=forward_delay, index=index)
 
 
 def create_tap(name: str, *, mtu: int | None = None, mac: str | None = None,
                master: str | None = None, up: bool = True,
-               tag: str | None = None, group: int | None = None,
+               tag: str | None = None,
                owner: int | None = None, owner_group: int | None = None,
                multi_queue: bool = False) -> dict[str, Any]:
     """A persistent tap device, optionally enslaved to ``master``.
@@ -512,7 +603,6 @@ def create_tap(name: str, *, mtu: int | None = None, mac: str | None = None,
     :param master: a bridge (ours or an operator's) to enslave it to.
     :param up: bring it up.
     :param tag: owner tag written into its alias.
-    :param group: a link group to put it in.
     :param owner: the user id allowed to open it (like ``ip tuntap ...
         user``).
     :param owner_group: the group id allowed to open it.
@@ -520,15 +610,15 @@ def create_tap(name: str, *, mtu: int | None = None, mac: str | None = None,
     :raises InvalidField: a bad value.
     """
     return _build('create_tap', name=name, mtu=mtu, mac=mac, master=master,
-                  up=up, tag=tag, group=group, owner=owner,
+                  up=up, tag=tag, owner=owner,
                   owner_group=owner_group, multi_queue=multi_queue)
 
 
 def create_veth(name: str, peer: str, *, mtu: int | None = None,
                 mac: str | None = None, peer_mac: str | None = None,
                 master: str | None = None, peer_master: str | None = None,
-                up: bool = True, tag: str | None = None,
-                group: int | None = None) -> dict[str, Any]:
+                up: bool = True, tag: str | None = None
+                ) -> dict[str, Any]:
     """A veth pair; both ends are marked as ours.
 
     :param name: the first end.
@@ -539,13 +629,12 @@ def create_veth(name: str, peer: str, *, mtu: int | None = None,
     """
     return _build('create_veth', name=name, peer=peer, mtu=mtu, mac=mac,
                   peer_mac=peer_mac, master=master, peer_master=peer_master,
-                  up=up, tag=tag, group=group)
+                  up=up, tag=tag)
 
 
 def create_macvtap(name: str, lower: str, *, mode: str = 'bridge',
                    mtu: int | None = None, mac: str | None = None,
                    up: bool = True, tag: str | None = None,
-                   group: int | None = None,
                    index: int | None = None) -> dict[str, Any]:
     """A macvtap on ``lower``; its ``/dev/tapN`` node is made if missing.
 
@@ -555,27 +644,26 @@ def create_macvtap(name: str, lower: str, *, mode: str = 'bridge',
     :raises InvalidField: a bad value.
     """
     return _build('create_macvtap', name=name, lower=lower, mode=mode,
-                  mtu=mtu, mac=mac, up=up, tag=tag, group=group,
+                  mtu=mtu, mac=mac, up=up, tag=tag,
                   index=index)
 
 
 def create_macvlan(name: str, lower: str, *, mode: str = 'bridge',
                    mtu: int | None = None, mac: str | None = None,
-                   up: bool = True, tag: str | None = None,
-                   group: int | None = None) -> dict[str, Any]:
+                   up: bool = True, tag: str | None = None
+                   ) -> dict[str, Any]:
     """A macvlan on ``lower``.
 
     :param mode: ``vepa``, ``bridge``, ``private`` or ``passthrough``.
     :raises InvalidField: a bad value.
     """
     return _build('create_macvlan', name=name, lower=lower, mode=mode,
-                  mtu=mtu, mac=mac, up=up, tag=tag, group=group)
+                  mtu=mtu, mac=mac, up=up, tag=tag)
 
 
 def create_vlan(name: str, lower: str, vlan_id: int, *,
                 mtu: int | None = None, mac: str | None = None,
                 up: bool = True, tag: str | None = None,
-                group: int | None = None,
                 index: int | None = None) -> dict[str, Any]:
     """An 802.1Q VLAN device on ``lower``.
 
@@ -584,14 +672,14 @@ def create_vlan(name: str, lower: str, vlan_id: int, *,
     :raises InvalidField: a bad value.
     """
     return _build('create_vlan', name=name, lower=lower, vlan_id=vlan_id,
-                  mtu=mtu, mac=mac, up=up, tag=tag, group=group,
+                  mtu=mtu, mac=mac, up=up, tag=tag,
                   index=index)
 
 
 def create_bond(name: str, *, mode: str = 'active-backup',
                 miimon: int | None = None, mtu: int | None = None,
                 mac: str | None = None, up: bool = True,
-                tag: str | None = None, group: int | None = None,
+                tag: str | None = None,
                 index: int | None = None,
                 **options: Any) -> dict[str, Any]:
     """A bonding device.
@@ -607,7 +695,7 @@ def create_bond(name: str, *, mode: str = 'active-backup',
     :raises InvalidField: a bad value or an unknown option.
     """
     return _build('create_bond', name=name, mode=mode, miimon=miimon,
-                  mtu=mtu, mac=mac, up=up, tag=tag, group=group,
+                  mtu=mtu, mac=mac, up=up, tag=tag,
                   index=index, **options)
 
 
@@ -696,7 +784,7 @@ def del_address(name: str, address: str, prefix: int | None = None, *,
 
 def set_link(name: str, *, up: bool | None = None, mtu: int | None = None,
              mac: str | None = None, master: str | None = None,
-             nomaster: bool = False, group: int | None = None,
+             nomaster: bool = False,
              tag: str | None = None) -> dict[str, Any]:
     """Change attributes of a device we own, in one netlink request.
 
@@ -707,7 +795,7 @@ def set_link(name: str, *, up: bool | None = None, mtu: int | None = None,
     :raises InvalidField: a bad value, or nothing to change.
     """
     return _build('set_link', name=name, up=up, mtu=mtu, mac=mac,
-                  master=master, nomaster=nomaster, group=group, tag=tag)
+                  master=master, nomaster=nomaster, tag=tag)
 
 
 def set_state(name: str, up: bool) -> dict[str, Any]:
@@ -738,11 +826,6 @@ def set_nomaster(name: str) -> dict[str, Any]:
 def set_alias(name: str, tag: str) -> dict[str, Any]:
     """Rewrite the owner tag in the alias of a device we own."""
     return set_link(name, tag=tag)
-
-
-def set_group(name: str, group: int) -> dict[str, Any]:
-    """Put a device we own in link group ``group``."""
-    return set_link(name, group=group)
 
 
 def delete(names: Iterable[str] | str,
