@@ -237,6 +237,12 @@ class PrivilegedMessageTooLarge(VifPlugDynException, ValueError):
                '%(limit)d')
 
 
+class PolicyNotWritten(VifPlugDynException):
+    """The privileged helper's policy could not be generated or written."""
+
+    msg_fmt = 'Privileged helper policy %(path)s not written: %(reason)s'
+
+
 class PolicyDenied(VifPlugDynException, PermissionError):
     """The privileged helper's policy does not allow an operation on a
     device the library did not create."""

@@ -340,28 +340,33 @@ def _token_order(token: str) -> tuple[int, str]:
 
 # --- files the daemon trusts -------------------------------------------------
 
-def check_trusted(path: str) -> None:
-    """Refuse a file root does not control alone.
+def check_trusted(path: str, directory: bool = False) -> None:
+    """Refuse a file (or directory) root does not control alone.
 
     The file (symbolic links followed) must be a regular file owned by
     root and not writable by group or others; so must every directory
     above it, except sticky ones (such as ``/tmp``), where others cannot
     replace root's entries.
 
+    :param directory: ``path`` is a directory, held to the same rules.
     :raises ValueError: it is not.
+    :raises OSError: it cannot be read.
     """
     real = os.path.realpath(path)
     info = os.stat(real)
-    if not stat.S_ISREG(info.st_mode):
+    if directory:
+        if not stat.S_ISDIR(info.st_mode):
+            raise _fail(path, 'not a directory')
+    elif not stat.S_ISREG(info.st_mode):
         raise _fail(path, 'not a regular file')
     _check_owner(real, info, sticky_ok=False)
-    directory = os.path.dirname(real)
+    directory_ = os.path.dirname(real)
     while True:
-        _check_owner(directory, os.stat(directory), sticky_ok=True)
-        parent = os.path.dirname(directory)
-        if parent == directory:
+        _check_owner(directory_, os.stat(directory_), sticky_ok=True)
+        parent = os.path.dirname(directory_)
+        if parent == directory_:
             return
-        directory = parent
+        directory_ = parent
 
 
 def _check_owner(path: str, info: os.stat_result, sticky_ok: bool) -> None:
