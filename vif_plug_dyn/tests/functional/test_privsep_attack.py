@@ -71,12 +71,42 @@ def _without_timers(value):
 
 
 def _state(ns):
+    """The namespace's link, qdisc and address dumps."""
     links = _without_timers(json.loads(ns.check_output(
         ['ip', '-d', '-j', 'link', 'show'])))
     # NOTE(vpd): filters hang off qdiscs: none of these devices has one
     # unless an attack added it, which the qdisc dump shows.
     qdiscs = ns.check_output(['tc', '-j', 'qdisc', 'show'])
-    return links, qdiscs
+    addresses = _without_timers(json.loads(ns.check_output(
+        ['ip', '-j', 'addr', 'show'])))
+    return links, qdiscs, addresses
+
+
+def changes(before, after):
+    """What differs between two :func:`_state` dumps, for messages."""
+    out = []
+    for part, old, new in zip(('links', 'qdiscs', 'addresses'), before,
+                              after, strict=True):
+        if old == new:
+            continue
+        if not isinstance(old, list):
+            out.append('%s: %r -> %r' % (part, old, new))
+            continue
+        olds = {item.get('ifname'): item for item in old}
+        news = {item.get('ifname'): item for item in new}
+        for name in sorted(set(olds) | set(news)):
+            a, b = olds.get(name), news.get(name)
+            if a == b:
+                continue
+            if a is None or b is None:
+                out.append('%s %s: %s' % (part, name, 'appeared' if a is
+                                          None else 'gone'))
+                continue
+            for key in sorted(set(a) | set(b)):
+                if a.get(key) != b.get(key):
+                    out.append('%s %s.%s: %r -> %r' % (
+                        part, name, key, a.get(key), b.get(key)))
+    return '; '.join(out)
 
 
 def _refused(ns, call, *expected, compare=True):
@@ -88,7 +118,8 @@ def _refused(ns, call, *expected, compare=True):
         call()
     assert isinstance(err.value, exception.VifPlugDynException)
     if compare:
-        assert _state(ns) == before, 'the refused call changed the host'
+        after = _state(ns)
+        assert after == before, changes(before, after)
     return err.value
 
 
