@@ -212,7 +212,7 @@ def deny_all(source: str) -> Policy:
     return Policy(source=source)
 
 
-# --- the file format --------------------------------------------------------
+# --- the file format ---------------------------------------------------------
 
 def _names(section: Mapping[str, str], source: str, title: str
            ) -> dict[str, list[str]]:
@@ -424,7 +424,7 @@ def read(paths: list[str], require: bool) -> Policy:
     return policy
 
 
-# --- the daemon's current policy --------------------------------------------
+# --- the daemon's current policy ---------------------------------------------
 
 _LOCK = threading.Lock()
 _STATE: dict[str, Any] = {'paths': None, 'require': False, 'policy': None,
@@ -432,7 +432,7 @@ _STATE: dict[str, Any] = {'paths': None, 'require': False, 'policy': None,
 
 
 def _signature(paths: list[str]) -> tuple[Any, ...]:
-    out = []
+    out: list[tuple[int, ...] | None] = []
     for path in paths:
         try:
             info = os.stat(path)

@@ -119,7 +119,7 @@ def test_the_daemon_reads_its_policy(host):
     assert info['netns_id'].startswith('c')
 
 
-# -- link groups ----------------------------------------------------------------
+# -- link groups --------------------------------------------------------------
 
 @pytest.mark.parametrize('op', [
     {'op': 'set_link', 'name': 'tapmine0', 'group': 2 ** 31 + 5},
@@ -159,7 +159,7 @@ def test_a_group_delete_takes_exactly_the_devices_asked_for(host):
     _unchanged(host, before)
 
 
-# -- adoption ------------------------------------------------------------------
+# -- adoption -----------------------------------------------------------------
 
 @pytest.mark.parametrize('name', ['lo', 'opbr0', 'opv0', 'opv1', 'oplow0',
                                   'oppf0'])
@@ -198,7 +198,7 @@ def test_an_adopted_device_changes_only_as_the_policy_allows(host):
     _unchanged(host, before)
 
 
-# -- masters -------------------------------------------------------------------
+# -- masters ------------------------------------------------------------------
 
 @pytest.mark.parametrize('op', [
     ops.create_tap('tapatk2', master='opbr0'),
@@ -223,7 +223,7 @@ def test_bridges_the_policy_names_and_the_librarys_own(host):
     _unchanged(host, before)
 
 
-# -- lower devices ---------------------------------------------------------------
+# -- lower devices ------------------------------------------------------------
 
 @pytest.mark.parametrize('op', [
     ops.create_macvlan('mvatk0', 'opv0'),
@@ -251,7 +251,7 @@ def test_lower_devices_the_policy_names_and_the_librarys_own(host):
     _unchanged(host, before)
 
 
-# -- VFs -------------------------------------------------------------------------
+# -- VFs ----------------------------------------------------------------------
 
 def test_vfs_of_a_foreign_pf(host):
     mine = host_mod.HostNetwork()
@@ -291,7 +291,7 @@ def test_a_hostdev_network_the_caller_defined_on_a_foreign_pf(host,
         host.run(['ip', 'link', 'del', 'ens1f0'])
 
 
-# -- sizes -----------------------------------------------------------------------
+# -- sizes --------------------------------------------------------------------
 
 def _hwm_kb(pid):
     with open('/proc/%d/status' % pid, encoding='ascii') as handle:
@@ -362,7 +362,7 @@ def test_a_message_beyond_the_channel_ends_only_that_daemon(host):
     _unchanged(host, before)
 
 
-# -- a daemon killed in a batch ----------------------------------------------------
+# -- a daemon killed in a batch -----------------------------------------------
 
 def _foreign(state):
     links, qdiscs, addresses = state

@@ -3,6 +3,7 @@
 import errno
 import fcntl
 import os
+import time
 
 import pytest
 
@@ -422,6 +423,73 @@ class TestJournal:
         assert 'tapj0' not in kernel.links
         own = journal.JOURNAL._file(*journal.JOURNAL._key)
         assert os.path.getsize(own) == 0
+
+
+class TestJournalIdentity:
+    @pytest.fixture
+    def journal(self):
+        from vif_plug_dyn.privsep import journal
+        journal.JOURNAL.close()
+        os.makedirs(journal.JOURNAL_DIR, exist_ok=True)
+        return journal
+
+    def _file(self, journal, name, lines=(), age=0):
+        path = os.path.join(journal.JOURNAL_DIR, name)
+        with open(path, 'w') as handle:
+            handle.write(''.join('%s %s\n' % line for line in lines))
+        if age:
+            stamp = time.time() - age
+            os.utime(path, (stamp, stamp))
+        return path
+
+    def test_keyed_by_the_namespace_cookie(self, journal):
+        namespace = journal.namespace_id()
+        # NOTE(vpd): SO_NETNS_COOKIE exists since Linux 5.14.
+        assert namespace.startswith('c') and namespace[1:].isdigit()
+        journal.JOURNAL.note('tun', 'tapx')
+        own = journal.JOURNAL._file(*journal.JOURNAL._key)
+        assert os.path.basename(own) == 'creating-%s-%d' % (namespace,
+                                                             os.getpid())
+
+    def test_without_cookies_the_inode(self, journal, monkeypatch):
+        def refuse(*args):
+            raise OSError(92, 'Protocol not available')
+
+        monkeypatch.setattr(journal.socket.socket, 'getsockopt', refuse)
+        assert journal.namespace_id() == 'i%d' % os.stat(
+            '/proc/self/ns/net').st_ino
+
+    def test_stale_journals_are_removed(self, journal, kernel):
+        other = 'c%d' % (2 ** 60 + 7)
+        gone = [self._file(journal, 'creating-%s-11' % other),
+                self._file(journal, 'creating-4026532178-12',
+                           [('tun', 'tapold')]),
+                self._file(journal, 'creating-%s-13' % other,
+                           [('tun', 'tapx')], age=journal.STALE_AFTER + 60)]
+        kept = [self._file(journal, 'creating-%s-14' % other,
+                           [('tun', 'tapy')]),
+                self._file(journal, 'creating-%s-15' % other)]
+        kernel.add('tapold', kind='tun')
+        fd = os.open(kept[1], os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            batch.Batch(kernel, True).remove_orphans()
+        finally:
+            os.close(fd)
+        assert [os.path.exists(p) for p in gone] == [False] * 3
+        assert [os.path.exists(p) for p in kept] == [True] * 2
+        # What an inode-keyed journal lists is never acted on: that inode
+        # may be another namespace's now.
+        assert 'tapold' in kernel.links
+
+    def test_an_exiting_daemon_removes_its_empty_journal(self, journal):
+        journal.JOURNAL.note('tun', 'tapx')
+        own = journal.JOURNAL._file(*journal.JOURNAL._key)
+        journal.JOURNAL.remove()
+        assert os.path.exists(own)      # it lists a device: kept
+        journal.JOURNAL.clear()
+        journal.JOURNAL.remove()
+        assert not os.path.exists(own)
 
 
 class TestCreationGroups:

@@ -209,7 +209,7 @@ class TestFiles:
         policy_mod.use(policy_mod.permissive('unit tests'))
 
 
-# --- the engine with a policy --------------------------------------------------
+# --- the engine with a policy ------------------------------------------------
 
 @pytest.fixture
 def kernel(monkeypatch):
