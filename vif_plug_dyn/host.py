@@ -86,7 +86,10 @@ class HostNetwork:
             message, kwargs — errno for kernel errors) and per-operation
             details (``deleted``, ``dev_node``...).
         :raises InvalidField: an operation is malformed (nothing sent).
-        :raises PrivilegedHelperFailed: the daemon could not be reached.
+        :raises PrivilegedMessageTooLarge: the batch is larger than the
+            daemon takes (nothing sent).
+        :raises PrivilegedHelperFailed: the daemon could not be reached,
+            or died while applying it.
         """
         checked = self._prepare(batch)
         return _lists(self._call(linux_net.apply, checked, stop_on_error))
@@ -250,9 +253,11 @@ class HostNetwork:
             name, lower, mode=mode, mac=mac, mtu=mtu, up=up, tag=tag)])[0]
 
     def set_master(self, name: str, master: str, up: bool = True) -> Result:
-        """Plug a device of ours into ``master`` (ours or an operator's).
+        """Plug a device of ours into ``master`` (ours, or one the daemon's
+        policy names).
 
         :raises DeviceNotOwned: ``name`` is not ours.
+        :raises PolicyDenied: the policy does not name ``master``.
         """
         return self.run([ops.set_link(name, master=master, up=up)])[0]
 
@@ -291,7 +296,10 @@ class HostNetwork:
     def set_vf(self, pf: str, vf: int, *, mac: str | None = None,
                vlan: int | None = None, trust: bool | None = None,
                spoofchk: bool | None = None) -> Result:
-        """Configure an SR-IOV VF on the operator's PF."""
+        """Configure an SR-IOV VF on the operator's PF.
+
+        :raises PolicyDenied: the daemon's policy does not name the PF.
+        """
         return self.run([ops.set_vf(pf, vf, mac=mac, vlan=vlan, trust=trust,
                                     spoofchk=spoofchk)])[0]
 

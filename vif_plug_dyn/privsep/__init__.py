@@ -18,7 +18,7 @@ What crosses the boundary is bounded both ways: a call whose arguments
 pack to more than :data:`MAX_MESSAGE_BYTES` is refused in the caller
 (:class:`~vif_plug_dyn.exception.PrivilegedMessageTooLarge`) before
 anything is sent, and every error the daemon sends back is cut down
-(:func:`.ops.bounded_error`). A daemon that is gone is reported as
+(:func:`.limits.bounded_error`). A daemon that is gone is reported as
 :class:`~vif_plug_dyn.exception.PrivilegedHelperFailed`, never as a raw
 socket error. The daemon reads its policy (:mod:`.policy`) when it
 starts serving.
@@ -185,17 +185,17 @@ def _serve(func: Any, args: Any, kwargs: Any) -> Any:
     once made a 50 MB reply), anything else (a bug, arguments that do not
     fit the entrypoint) becomes PrivilegedHelperFailed.
     """
-    from vif_plug_dyn.privsep import ops
+    from vif_plug_dyn.privsep import limits
     try:
         return func(*args, **kwargs)
     except exception.VifPlugDynException as exc:
-        message, kw = ops.bounded_error(exc)
+        message, kw = limits.bounded_error(exc)
         raise type(exc)(message, kw) from None
     except Exception as exc:  # noqa: BLE001 - never an untyped reply
         raise exception.PrivilegedHelperFailed(
-            operation=str(ops.shorten(getattr(func, '__name__', 'call'))),
+            operation=str(limits.shorten(getattr(func, '__name__', 'call'))),
             reason='%s: %s' % (type(exc).__name__,
-                               _short(str(ops.shorten(str(exc), 512)))))
+                               _short(str(limits.shorten(str(exc), 512)))))
 
 
 def _helper_path(arg: str) -> str:

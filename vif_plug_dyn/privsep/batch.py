@@ -54,6 +54,7 @@ from typing import Any
 from vif_plug_dyn import exception
 from vif_plug_dyn.privsep import handlers
 from vif_plug_dyn.privsep import journal
+from vif_plug_dyn.privsep import limits
 from vif_plug_dyn.privsep import netlink
 from vif_plug_dyn.privsep import nlmsg
 from vif_plug_dyn.privsep import ops as ops_mod
@@ -114,7 +115,7 @@ class _Abort(Exception):
 
 
 def _error(exc: exception.VifPlugDynException) -> dict[str, Any]:
-    message, kwargs = ops_mod.bounded_error(exc)
+    message, kwargs = limits.bounded_error(exc)
     return {'type': type(exc).__name__, 'message': message,
             'kwargs': kwargs}
 

@@ -16,6 +16,7 @@ from vif_plug_dyn import validate
 from vif_plug_dyn.privsep import addresses
 from vif_plug_dyn.privsep import batch
 from vif_plug_dyn.privsep import journal
+from vif_plug_dyn.privsep import limits
 from vif_plug_dyn.privsep import netlink
 from vif_plug_dyn.privsep import nlmsg
 from vif_plug_dyn.privsep import ops as ops_mod
@@ -28,9 +29,9 @@ _KIND_RE = re.compile(r'^[a-z0-9_]{1,16}$')
 def _ifname(value: Any, field: str = 'name') -> str:
     """An interface name; an oversized value is refused before anything
     repeats it."""
-    if ops_mod.too_long(value):
+    if limits.too_long(value):
         raise exception.InvalidField(field=field,
-                                     value=ops_mod.shorten(value),
+                                     value=limits.shorten(value),
                                      reason='not an interface name')
     return validate.ifname(value, field)
 
@@ -38,7 +39,7 @@ def _ifname(value: Any, field: str = 'name') -> str:
 def _boolean(value: Any, field: str) -> bool:
     if not isinstance(value, bool):
         raise exception.InvalidField(field=field,
-                                     value=ops_mod.shorten(value),
+                                     value=limits.shorten(value),
                                      reason='must be true or false')
     return value
 
@@ -102,7 +103,7 @@ def list_links(master: str | None = None,
     if kind is not None and (not isinstance(kind, str) or
                              not _KIND_RE.fullmatch(kind)):
         raise exception.InvalidField(field='kind',
-                                     value=ops_mod.shorten(kind),
+                                     value=limits.shorten(kind),
                                      reason='expected a link kind such as '
                                             'tun or bridge')
     with _socket() as sock:

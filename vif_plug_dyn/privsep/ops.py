@@ -24,8 +24,8 @@ it back, with the alias it had (the digest lets the daemon check it).
 Link groups are the daemon's business: no operation takes one (see
 :mod:`.batch`).
 
-Every error message names a value cut to :data:`ECHO_CHARS` characters
-(:func:`shorten`): the daemon never echoes an unbounded value.
+Every error message names a value cut down by :func:`.limits.shorten`:
+the daemon never echoes an unbounded value.
 """
 
 import hashlib
@@ -36,6 +36,8 @@ from typing import Any
 from vif_plug_dyn import exception
 from vif_plug_dyn import validate
 from vif_plug_dyn.privsep import addresses
+from vif_plug_dyn.privsep import limits
+from vif_plug_dyn.privsep.limits import shorten
 
 #: Interface alias prefix marking a device as created by vif_plug_dyn.
 ALIAS_PREFIX = 'vif_plug_dyn'
@@ -52,11 +54,6 @@ MAX_ARP_TARGETS = 16
 ARP_VALIDATE = ('none', 'active', 'backup', 'all')
 #: Longest batch one privileged call accepts.
 MAX_OPS = 100000
-#: Longest text any field takes (the longest real one is an alias, 255
-#: bytes); longer values are refused before any other check.
-MAX_TEXT = 1024
-#: How much of a refused value an error message repeats.
-ECHO_CHARS = 64
 #: Bonding modes accepted by :func:`create_bond`, with their kernel values.
 BOND_MODES = {'balance-rr': 0, 'active-backup': 1, 'balance-xor': 2,
               'broadcast': 3, '802.3ad': 4, 'balance-tlb': 5,
@@ -74,63 +71,9 @@ _REQUIRED = object()
 Validator = Callable[[Any, str], Any]
 
 
-def shorten(value: Any, limit: int = ECHO_CHARS, depth: int = 0) -> Any:
-    """``value`` cut down for an error message: long text keeps its first
-    ``limit`` characters and says how long it was, a large container or
-    integer is described rather than repeated.
-
-    NOTE(vpd): a 50 MB name once made the daemon build a 50 MB message
-    (and peak at 700 MB); messages must stay small whatever was sent.
-    """
-    if isinstance(value, (str, bytes, bytearray)):
-        if len(value) <= limit:
-            return value
-        return '%r... (%d %s)' % (value[:limit], len(value),
-                                  'characters' if isinstance(value, str)
-                                  else 'bytes')
-    if isinstance(value, bool) or value is None or isinstance(value, float):
-        return value
-    if isinstance(value, int):
-        return value if value.bit_length() <= 64 else \
-            '<integer of %d bits>' % value.bit_length()
-    if isinstance(value, (list, tuple, dict, set, frozenset)):
-        if depth >= 2 or len(value) > 8:
-            return '<%s of %d items>' % (type(value).__name__, len(value))
-        if isinstance(value, dict):
-            return {shorten(k, limit, depth + 1): shorten(v, limit,
-                                                          depth + 1)
-                    for k, v in value.items()}
-        return [shorten(v, limit, depth + 1) for v in value]
-    return '<%s>' % type(value).__name__
-
-
-#: Longest error message the daemon sends back.
-MAX_MESSAGE = 2048
-
-
-def bounded_error(exc: exception.VifPlugDynException
-                  ) -> tuple[str, dict[str, Any]]:
-    """The message and keyword arguments of a library error, cut down to
-    what may cross back from the daemon (:data:`MAX_MESSAGE` characters,
-    each argument :func:`shorten`-ed)."""
-    message = exc.message if isinstance(exc.message, str) else str(
-        exc.message)
-    if len(message) > MAX_MESSAGE:
-        message = message[:MAX_MESSAGE] + '... (cut)'
-    kwargs = exc.args[1] if len(exc.args) > 1 and isinstance(
-        exc.args[1], dict) else {}
-    return message, {str(shorten(k, 64)): shorten(v, 256)
-                     for k, v in list(kwargs.items())[:16]}
-
-
 def _fail(field: str, value: Any, reason: str) -> exception.InvalidField:
     return exception.InvalidField(field=shorten(field, 128),
                                   value=shorten(value), reason=reason)
-
-
-def too_long(value: Any) -> bool:
-    """Whether ``value`` is text longer than any field takes."""
-    return isinstance(value, (str, bytes)) and len(value) > MAX_TEXT
 
 
 def check_tag(value: Any, field: str = 'tag') -> str:
@@ -327,7 +270,7 @@ def _ifnames(value: Any, field: str) -> list[str]:
         raise _fail(field, '<%d names>' % len(value),
                     'more than %d names' % MAX_OPS)
     for i, item in enumerate(value):
-        if too_long(item):
+        if limits.too_long(item):
             raise _fail('%s[%d]' % (field, i), item, 'not an interface name')
     names = [validate.ifname(v, '%s[%d]' % (field, i))
              for i, v in enumerate(value)]
@@ -481,9 +424,9 @@ def validate_op(op: Any, field: str = 'op') -> dict[str, Any]:
     out: dict[str, Any] = {'op': kind}
     for name, (check, default) in schema.items():
         value = op.get(name)
-        if too_long(value):
+        if limits.too_long(value):
             raise _fail('%s.%s' % (field, name), value,
-                        'longer than %d characters' % MAX_TEXT)
+                        'longer than %d characters' % limits.MAX_TEXT)
         if value is None:
             if default is _REQUIRED:
                 raise _fail('%s.%s' % (field, name), None,

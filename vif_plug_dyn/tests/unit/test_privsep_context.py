@@ -243,18 +243,18 @@ class TestShorten:
         [['a' * 5000] * 3] * 3, object()],
         ids=lambda value: type(value).__name__)
     def test_bounded(self, value):
-        from vif_plug_dyn.privsep import ops
-        assert len(repr(ops.shorten(value))) < 1000
+        from vif_plug_dyn.privsep import limits
+        assert len(repr(limits.shorten(value))) < 1000
 
     def test_small_values_kept(self):
-        from vif_plug_dyn.privsep import ops
+        from vif_plug_dyn.privsep import limits
         for value in ('tap0', 7, None, True, ['a', 1], {'k': 'v'}):
-            assert ops.shorten(value) == value
+            assert limits.shorten(value) == value
 
     def test_bounded_error_keeps_the_type_and_the_keys(self):
-        from vif_plug_dyn.privsep import ops
+        from vif_plug_dyn.privsep import limits
         exc = exception.InvalidField('m' * 100_000, {'field': 'f',
                                                      'value': 'v' * 5000})
-        message, kwargs = ops.bounded_error(exc)
+        message, kwargs = limits.bounded_error(exc)
         assert len(message) < 3000 and set(kwargs) == {'field', 'value'}
         assert len(kwargs['value']) < 400
