@@ -82,6 +82,7 @@ def host(generated):
                               ('ethx', 'farx')):
                 ns.run(['ip', 'link', 'add', dev, 'type', 'veth', 'peer',
                         'name', peer])
+            ns.run(['ip', 'link', 'set', 'eth9', 'alias', 'uplink-9'])
             for bridge in ('br-ops', 'br-evil'):
                 ns.run(['ip', 'link', 'add', bridge, 'type', 'bridge'])
                 ns.run(['ip', 'link', 'set', bridge, 'up'])
@@ -159,3 +160,22 @@ def test_an_operator_nic_no_definition_names(host):
     with pytest.raises(exception.PolicyDenied):
         host_mod.HostNetwork().run([ops.adopt('ethx', 'hostif.ethx')])
     assert 'ifalias' not in fixtures.links(host)['ethx']
+
+
+def test_a_host_interface_stopped_and_given_back(host, generated,
+                                                 tmp_path):
+    """Last (it undefines eth9): stop and undefine under the policy give
+    the NIC back with the alias it had before adoption."""
+    from vif_plug_dyn.hostif import api as hostif_api
+    conf = fixtures.make_conf(tmp_path, host.name, {},
+                              interface_dir=str(generated / 'interfaces'))
+    api = hostif_api.HostInterfaceAPI(conf)
+    entry = {d['name']: d for d in api.list()}['eth9']
+    if not entry.get('active'):
+        api.start('eth9')
+    assert fixtures.links(host)['eth9']['ifalias'].startswith(
+        'vif_plug_dyn.adopted:')
+    api.stop('eth9')
+    result = api.undefine('eth9')
+    assert result['released'] == ['eth9'], result
+    assert fixtures.links(host)['eth9']['ifalias'] == 'uplink-9'
