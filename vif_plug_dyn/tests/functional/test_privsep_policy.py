@@ -36,6 +36,8 @@ INTERFACES = {
              "</interface>",
     'eth9': "<interface type='ethernet' name='eth9'>"
             "<start mode='onboot'/><mtu size='1400'/></interface>",
+    'ethy': "<interface type='ethernet' name='ethy'>"
+            "<mtu size='1400'/></interface>",
 }
 #: Defined by the unprivileged side after the policy was generated.
 LATER = {
@@ -79,10 +81,10 @@ def host(generated):
         assert summary['written'] is True
         with NetNamespace('pol') as ns:
             for dev, peer in (('eth9', 'far9'), ('up0', 'far0'),
-                              ('ethx', 'farx')):
+                              ('ethx', 'farx'), ('ethy', 'fary')):
                 ns.run(['ip', 'link', 'add', dev, 'type', 'veth', 'peer',
                         'name', peer])
-            ns.run(['ip', 'link', 'set', 'eth9', 'alias', 'uplink-9'])
+            ns.run(['ip', 'link', 'set', 'ethy', 'alias', 'uplink-y'])
             for bridge in ('br-ops', 'br-evil'):
                 ns.run(['ip', 'link', 'add', bridge, 'type', 'bridge'])
                 ns.run(['ip', 'link', 'set', bridge, 'up'])
@@ -110,7 +112,7 @@ def _port(network):
 
 def test_generated_from_trusted_definitions_only(host):
     summary = host.summary
-    assert summary['adopt'] == ['eth9', 'pool0']
+    assert summary['adopt'] == ['eth9', 'ethy', 'pool0']
     assert summary['bridges'] == ['br-ops', 'br-up']
     assert summary['lower'] == ['pool0', 'up0']
     assert any('loose.xml' in s and 'writable' in s
@@ -162,20 +164,23 @@ def test_an_operator_nic_no_definition_names(host):
     assert 'ifalias' not in fixtures.links(host)['ethx']
 
 
-def test_a_host_interface_stopped_and_given_back(host, generated,
-                                                 tmp_path):
-    """Last (it undefines eth9): stop and undefine under the policy give
-    the NIC back with the alias it had before adoption."""
+def test_a_host_interface_given_back_with_its_alias(host, generated,
+                                                    tmp_path):
+    """Started, stopped and undefined under the policy: the NIC comes
+    back with the alias it had, and no other can be forced on it."""
+    from vif_plug_dyn import host as host_mod
     from vif_plug_dyn.hostif import api as hostif_api
+    from vif_plug_dyn.privsep import ops
     conf = fixtures.make_conf(tmp_path, host.name, {},
                               interface_dir=str(generated / 'interfaces'))
     api = hostif_api.HostInterfaceAPI(conf)
-    entry = {d['name']: d for d in api.list()}['eth9']
-    if not entry.get('active'):
-        api.start('eth9')
-    assert fixtures.links(host)['eth9']['ifalias'].startswith(
-        'vif_plug_dyn.adopted:')
-    api.stop('eth9')
-    result = api.undefine('eth9')
-    assert result['released'] == ['eth9'], result
-    assert fixtures.links(host)['eth9']['ifalias'] == 'uplink-9'
+    api.start('ethy')
+    link = fixtures.links(host)['ethy']
+    assert link['ifalias'].startswith('vif_plug_dyn.adopted:')
+    assert link['mtu'] == 1400
+    with pytest.raises(exception.PolicyDenied):
+        host_mod.HostNetwork().run([ops.release('ethy', 'pwned')])
+    api.stop('ethy')
+    result = api.undefine('ethy')
+    assert result['released'] == ['ethy'], result
+    assert fixtures.links(host)['ethy']['ifalias'] == 'uplink-y'
