@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from vif_plug_dyn import exception
 from vif_plug_dyn.privsep import addresses
+from vif_plug_dyn.privsep import borrow
 from vif_plug_dyn.privsep import nlmsg
 from vif_plug_dyn.privsep import ops as ops_mod
 from vif_plug_dyn.privsep import rtnl
@@ -265,8 +266,10 @@ def set_link(b: 'Batch', i: int, op: dict[str, Any]) -> None:
         # deleted.
         link = b.owned(name, 'set_link')
     else:
-        link = b.managed(name, 'set_link')
-    adopted = not link.owned
+        # NOTE(vpd): a borrowed tap (a hypervisor's) changes only its
+        # master and state, and joins what the library's devices may.
+        link = borrow.check_set_link(b, name, op)
+    adopted = link.adopted and not link.owned
     if adopted:
         for field, change in _ADOPTED_CHANGES:
             if op[field] is not None:
@@ -525,6 +528,8 @@ HANDLERS: dict[str, Handler] = {
     'set_bond': set_bond,
     'adopt': adopt,
     'release': release,
+    'borrow': borrow.borrow,
+    'give_back': borrow.give_back,
     'add_address': add_address,
     'del_address': del_address,
     'set_vf': set_vf,

@@ -223,6 +223,29 @@ def test_bridges_the_policy_names_and_the_librarys_own(host):
     _unchanged(host, before)
 
 
+def test_a_borrowed_tap_joins_only_what_the_librarys_devices_may(host):
+    """A hypervisor's tap (made by root here, no alias) borrowed by the
+    library: its cable goes only to the library's bridges and those the
+    policy names."""
+    host.run(['ip', 'tuntap', 'add', 'dev', 'tapnova0', 'mode', 'tap'])
+    try:
+        before = _state(host)
+        mine = host_mod.HostNetwork()
+        mine.run([ops.borrow('tapnova0', 'port-nova')])
+        for master in ('opbr0', 'opv0', 'opad0'):
+            _refused(host, lambda: mine.run([ops.set_master('tapnova0',
+                                                            master)]),
+                     *DENIED)
+        mine.run([ops.set_master('tapnova0', 'opbr1')])
+        mine.run([ops.set_master('tapnova0', 'brmine0')])
+        mine.run([ops.set_nomaster('tapnova0'), ops.set_state('tapnova0',
+                                                               False),
+                  ops.give_back('tapnova0')])
+        _unchanged(host, before)
+    finally:
+        host.run(['ip', 'link', 'del', 'tapnova0'])
+
+
 # -- lower devices ------------------------------------------------------------
 
 @pytest.mark.parametrize('op', [
