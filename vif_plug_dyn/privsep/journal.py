@@ -25,12 +25,13 @@ never be taken over by a daemon of an unrelated, newer namespace. On a
 kernel without cookies the inode is used and a warning logged.
 
 Journals do not pile up: a daemon removes its own when it exits, and the
-first batch of every daemon removes the journals of dead daemons that are
-empty (whatever their namespace), that come from an earlier release (keyed
-by inode: their namespace cannot be told apart from a newer one, so what
-they list is not acted on), or that belong to another namespace and were
-last written more than :data:`STALE_AFTER` seconds ago (by then a daemon
-of that namespace would have handled them, or the namespace is gone).
+first batch of every daemon removes the journals of dead daemons of other
+namespaces that are empty, or were last written more than
+:data:`STALE_AFTER` seconds ago (by then a daemon of that namespace would
+have handled them, or the namespace is gone). Journals an earlier release
+wrote (keyed by a bare inode number) are never acted on — their
+namespace cannot be told apart from a newer one — and are removed by the
+same rules (an earlier release's daemon may still be reading them).
 
 Journals live in :data:`JOURNAL_DIR` (root's ``/run``: gone at a reboot,
 as are the devices). When it cannot be written (a daemon running as
@@ -257,8 +258,7 @@ class Journal:
                 continue
             try:
                 info = os.fstat(fd)
-                if parsed is None or info.st_size == 0 or \
-                        now - info.st_mtime > STALE_AFTER:
+                if info.st_size == 0 or now - info.st_mtime > STALE_AFTER:
                     os.unlink(path)
                     gone.append(path)
             except OSError:

@@ -463,12 +463,15 @@ class TestJournalIdentity:
         other = 'c%d' % (2 ** 60 + 7)
         gone = [self._file(journal, 'creating-%s-11' % other),
                 self._file(journal, 'creating-4026532178-12',
-                           [('tun', 'tapold')]),
+                           [('tun', 'tapold')],
+                           age=journal.STALE_AFTER + 60),
                 self._file(journal, 'creating-%s-13' % other,
                            [('tun', 'tapx')], age=journal.STALE_AFTER + 60)]
         kept = [self._file(journal, 'creating-%s-14' % other,
                            [('tun', 'tapy')]),
-                self._file(journal, 'creating-%s-15' % other)]
+                self._file(journal, 'creating-%s-15' % other),
+                self._file(journal, 'creating-4026532179-16',
+                           [('tun', 'tapold')])]
         kernel.add('tapold', kind='tun')
         fd = os.open(kept[1], os.O_RDWR)
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -477,7 +480,7 @@ class TestJournalIdentity:
         finally:
             os.close(fd)
         assert [os.path.exists(p) for p in gone] == [False] * 3
-        assert [os.path.exists(p) for p in kept] == [True] * 2
+        assert [os.path.exists(p) for p in kept] == [True] * 3
         # What an inode-keyed journal lists is never acted on: that inode
         # may be another namespace's now.
         assert 'tapold' in kernel.links
