@@ -210,7 +210,7 @@ def render(conf: cfg.ConfigOpts, built: _Builder) -> str:
     header = [
         'vif_plug_dyn privileged helper policy, written by',
         '"vif-plug-dyn policy generate" at %s' % datetime.datetime.now(
-            datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
+            datetime.UTC).strftime('%Y-%m-%dT%H:%M:%SZ'),
         'from %s and %s.' % (group.network_dir, group.interface_dir),
         'It is rewritten each time: keep hand-written entries in another',
         'file listed in [vif_plug_dyn_privileged] policy_files.']
