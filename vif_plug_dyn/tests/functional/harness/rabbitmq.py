@@ -13,23 +13,24 @@ What keeps it private (Debian ``rabbitmq-server`` 3.10):
   nothing outside the namespace can reach it, nothing it does reaches
   out;
 * every directory and file it writes (database, logs, PID file, feature
-  flags, plugins, config, ``HOME`` with its Erlang cookie) under one
-  temporary directory owned by the ``rabbitmq`` user, which the broker
-  runs as (``setpriv``), as the Debian wrapper would;
-* a user and password of its own (``loopback_users = none`` is not
-  needed: clients connect from 127.0.0.1; the default ``guest`` user is
-  replaced so that no well-known credentials work).
+  flags, plugins, config, crash dumps, ``HOME`` with its Erlang cookie)
+  under the test's temporary directory;
+* the broker's own scripts are run directly, as root like the test (the
+  Debian wrapper ``/usr/sbin/rabbitmq-server`` would switch to the
+  ``rabbitmq`` user, who cannot enter pytest's private temporary
+  directories, and would write its logs to /var/log/rabbitmq);
+* a user and password of its own (the default ``guest`` user is never
+  created, so no well-known credentials work).
 
-Ready when ``rabbitmqctl -q status`` (same environment) succeeds. Stopped
-with ``rabbitmqctl stop``, then the broker's and the ``epmd`` it started
-are ended by PID (only the processes inside this test's namespace, which
-nobody else knows).
+Ready when ``rabbitmqctl -q status`` (same environment) succeeds and
+the AMQP port accepts connections. Stopped with ``rabbitmqctl stop``,
+then what is left of it (the ``epmd`` it started) is ended by PID: the
+processes of this test's namespace whose environment names this broker's
+node.
 """
 
 import os
-import pwd
 import secrets
-import shutil
 import socket
 import subprocess
 import time
@@ -38,7 +39,6 @@ from vif_plug_dyn.tests.functional.harness import netns as netns_mod
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
-USER = "rabbitmq"
 
 
 class BrokerError(RuntimeError):
@@ -48,17 +48,11 @@ class BrokerError(RuntimeError):
 def missing_requirements():
     """Why a private broker cannot run here, or ``None`` if it can."""
     if os.geteuid() != 0:
-        return "needs root (network namespaces, the broker's own user)"
+        return "needs root (network namespaces)"
     for path in (SERVER, CTL):
         if not os.path.exists(path):
             return ("RabbitMQ is not installed (Debian rabbitmq-server, "
                     "see bindep.txt)")
-    if shutil.which("setpriv") is None:
-        return "setpriv (util-linux) is not installed"
-    try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        return "the rabbitmq user does not exist (rabbitmq-server package)"
     return None
 
 
@@ -118,6 +112,7 @@ class RabbitMQ:
             "RABBITMQ_CONFIG_FILE": self._path("rabbitmq.conf"),
             "RABBITMQ_CONF_ENV_FILE": self._path("rabbitmq-env.conf"),
             "RABBITMQ_ADVANCED_CONFIG_FILE": self._path("advanced.config"),
+            "ERL_CRASH_DUMP": self._path("erl_crash.dump"),
         }
 
     @property
@@ -126,17 +121,11 @@ class RabbitMQ:
         return "rabbit://%s:%s@127.0.0.1:%d/" % (self.user, self.password,
                                                  self.port)
 
-    def _as_broker(self, argv):
-        """argv run in the namespace as the rabbitmq user."""
-        return self.ns.exec_prefix + [
-            "setpriv", "--reuid=" + USER, "--regid=" + USER,
-            "--init-groups", "--"] + list(argv)
-
     def ctl(self, *args, timeout=60, check=True):
         """Run ``rabbitmqctl ARGS`` against this broker."""
-        res = subprocess.run(self._as_broker([CTL, "-n", self.node] +
-                                             list(args)),
-                             env=self.env, capture_output=True, text=True,
+        res = subprocess.run(self.ns.exec_prefix + [CTL, "-n", self.node] +
+                             list(args), env=self.env, cwd=self.root,
+                             capture_output=True, text=True,
                              timeout=timeout, check=False)
         if check and res.returncode != 0:
             raise BrokerError("rabbitmqctl %s: %s %s" % (
@@ -154,7 +143,6 @@ class RabbitMQ:
         return False
 
     def _prepare(self):
-        entry = pwd.getpwnam(USER)
         for sub in ("home", "mnesia", "log", "quorum", "stream",
                     "plugins-expand"):
             os.makedirs(self._path(sub), exist_ok=True)
@@ -177,18 +165,6 @@ class RabbitMQ:
         with open(cookie, "w") as f:
             f.write(secrets.token_hex(16).upper())
         os.chmod(cookie, 0o400)
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            for name in [dirpath] + [os.path.join(dirpath, n)
-                                     for n in dirnames + filenames]:
-                os.chown(name, entry.pw_uid, entry.pw_gid)
-        os.chmod(self.root, 0o755)
-        # the parents must be traversable by the broker's user
-        parent = os.path.dirname(self.root)
-        while parent not in ("/", ""):
-            mode = os.stat(parent).st_mode
-            if not mode & 0o001:
-                os.chmod(parent, mode | 0o711)
-            parent = os.path.dirname(parent)
 
     def start(self):
         """Start the broker and wait until it answers."""
@@ -198,10 +174,8 @@ class RabbitMQ:
         self._prepare()
         self._log = open(self._path("server.out"), "wb")
         self.proc = self.ns.popen(
-            ["setpriv", "--reuid=" + USER, "--regid=" + USER,
-             "--init-groups", "--", SERVER],
-            env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
+            [SERVER], env=self.env, cwd=self.root, stdout=self._log,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + self.start_timeout
         try:
             while True:
@@ -231,15 +205,16 @@ class RabbitMQ:
         return res.returncode == 0
 
     def pids(self):
-        """PIDs of the broker's processes (beam, epmd, their helpers): every
-        process in the namespace running as the rabbitmq user."""
-        uid = pwd.getpwnam(USER).pw_uid
+        """PIDs of the broker's processes (beam, epmd, their helpers): the
+        processes of the namespace whose environment names this node."""
+        mark = ("RABBITMQ_NODENAME=%s" % self.node).encode()
         found = []
         for pid in self.ns.pids():
             try:
-                if os.stat("/proc/%d" % pid).st_uid == uid:
-                    found.append(pid)
-            except FileNotFoundError:
+                with open("/proc/%d/environ" % pid, "rb") as f:
+                    if mark in f.read().split(b"\0"):
+                        found.append(pid)
+            except OSError:
                 pass
         return found
 
