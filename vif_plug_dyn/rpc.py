@@ -261,6 +261,13 @@ class AgentClient:
             raise exception.AgentCallFailed(
                 host=self.host, method=method,
                 reason='%s: %s' % (exc.exc_type, exc.value)) from None
+        except (oslo_messaging.NoSuchMethod,
+                oslo_messaging.UnsupportedVersion) as exc:
+            # NOTE(vpd): the agent refused the call itself (the fake
+            # driver raises these as they are, RabbitMQ as RemoteError).
+            raise exception.AgentCallFailed(
+                host=self.host, method=method,
+                reason='%s: %s' % (type(exc).__name__, exc)) from None
         except oslo_messaging.MessagingException as exc:
             raise exception.AgentUnreachable(host=self.host, method=method,
                                              reason=str(exc)) from None

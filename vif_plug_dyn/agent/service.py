@@ -23,8 +23,9 @@ eventlet (which the library does not use: privsep, the watcher and the
 ledger are thread-based) or, with its threading backend, in child
 processes through cotyledon, which would put the manager, its privileged
 daemon and the watcher in a process other than the one the signals
-reach. oslo.messaging's ``threading`` executor serves calls on a pool
-of ``executor_thread_pool_size`` threads; the manager is thread-safe.
+reach. oslo.messaging's threading executor (its default in a process
+eventlet has not patched) serves calls on a pool of
+``executor_thread_pool_size`` threads; the manager is thread-safe.
 """
 
 import signal
@@ -104,7 +105,7 @@ class AgentService:
             self.watcher.start()
         self.server = oslo_messaging.get_rpc_server(
             self.transport, rpc.target(self.host),
-            [endpoint_mod.AgentEndpoint(self)], executor='threading',
+            [endpoint_mod.AgentEndpoint(self)],
             serializer=rpc.ObjectSerializer(),
             access_policy=oslo_messaging.DefaultRPCAccessPolicy)
         self.server.start()

@@ -223,7 +223,7 @@ class Notifications:
         self._cond = threading.Condition()
         target = oslo_messaging.Target(topic=agent_mod.NOTIFICATION_TOPIC)
         self.listener = oslo_messaging.get_notification_listener(
-            transport, [target], [self], executor='threading',
+            transport, [target], [self],
             pool='test-' + secrets.token_hex(4))
         self.listener.start()
 
