@@ -412,7 +412,7 @@ class VIFMismatch(VifPlugDynException):
                'will configure it: %(reason)s')
 
 
-# --- the agent and its message bus --------------------------------------------
+# --- the agent and its message bus -------------------------------------------
 
 class AgentTimeout(VifPlugDynException, TimeoutError):
     """An agent did not answer an RPC call in time (it may be down, busy

@@ -50,7 +50,7 @@ ALLOWED_EXMODS = ['vif_plug_dyn.exception']
 _REMOTE = '_Remote'
 
 
-# -- serialisation -------------------------------------------------------------
+# -- serialisation ------------------------------------------------------------
 
 def to_wire(value: Any) -> Any:
     """Versioned objects to primitives, recursively (lists, dicts)."""
@@ -132,7 +132,7 @@ def record_from_wire(value: Any) -> ledger_mod.PortRecord:
                                          reason=repr(exc)) from None
 
 
-# -- transport -----------------------------------------------------------------
+# -- transport ----------------------------------------------------------------
 
 def get_transport(conf: cfg.ConfigOpts | None = None, url: str | None = None
                   ) -> oslo_messaging.Transport:
@@ -180,7 +180,7 @@ def _clean(exc: exception.VifPlugDynException, host: str
     return clean
 
 
-# -- the client ----------------------------------------------------------------
+# -- the client ---------------------------------------------------------------
 
 class AgentClient:
     """Calls the agent of one host.

@@ -252,7 +252,7 @@ class AgentEndpoint:
                 'dest_endpoints': result.dest_endpoints,
                 'released': result.released, 'took': took}
 
-    # -- helpers ----------------------------------------------------------------
+    # -- helpers --------------------------------------------------------------
 
     def _records(self, port_ids: list[Any]
                  ) -> dict[str, ledger_mod.PortRecord]:

@@ -136,6 +136,7 @@ class PortNotifier:
 
     def _payload(self, item: Any, timings: dict[str, Any],
                  extra: dict[str, Any]) -> dict[str, Any]:
+        payload: dict[str, Any]
         if isinstance(item, ledger_mod.PortRecord):
             endpoint = item.endpoint
             payload = {'port_id': item.port.port_id,

@@ -85,7 +85,7 @@ class AgentService:
         self._stop = threading.Event()
         self._reload = threading.Event()
 
-    # -- life cycle ------------------------------------------------------------
+    # -- life cycle -----------------------------------------------------------
 
     def start(self) -> None:
         """Build the manager, start the watcher and serve RPC."""
@@ -200,7 +200,7 @@ class AgentService:
         """Ask :meth:`run` to return (any thread)."""
         self._stop.set()
 
-    # -- the hypervisor ----------------------------------------------------------
+    # -- the hypervisor -------------------------------------------------------
 
     def hypervisor_name(self) -> str:
         return self.conf[opts.GROUP].hypervisor

@@ -222,7 +222,7 @@ def test_agent_killed_mid_batch(bus, hosts):
               len(report['removed'])))
     # the kill landed in the middle: ports were left half-built
     assert report['forgotten'] and report['removed'], report
-    names = {n for n in set(fixtures.links(ha)) if n.startswith(('vpd', 'vpm'))}
+    names = {n for n in fixtures.links(ha) if n.startswith(('vpd', 'vpm'))}
     assert names == {r.endpoint.tap for r in records}, report
     assert all(r.state == 'active' and r.cable == 'plugged'
                for r in records)
