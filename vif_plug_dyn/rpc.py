@@ -27,7 +27,9 @@ host over the bus.
 """
 
 import concurrent.futures
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -48,6 +50,10 @@ LOG = logging.getLogger(__name__)
 #: Modules whose exceptions an agent's reply may rebuild on this side.
 ALLOWED_EXMODS = ['vif_plug_dyn.exception']
 _REMOTE = '_Remote'
+#: Seconds a first call may take beyond its timeout to connect.
+CONNECT_GRACE = 10.0
+#: Transports that have answered a call (their reply queue exists).
+_ANSWERED: 'weakref.WeakSet[Any]' = weakref.WeakSet()
 
 
 # -- serialisation ------------------------------------------------------------
@@ -194,8 +200,8 @@ class AgentClient:
         rpc_timeout`` when omitted).
     :param version_cap: the highest API version to send (rolling upgrades:
         pin to what the oldest agent serves).
-    :param retry: connection retries (``None``: oslo.messaging's default,
-        forever; ``0``: none).
+    :param retry: connection retries (``[vif_plug_dyn_agent] rpc_retry``
+        when omitted; ``-1``: forever; ``0``: none).
     """
 
     def __init__(self, host: str, conf: cfg.ConfigOpts | None = None,
@@ -211,10 +217,14 @@ class AgentClient:
         self.timeout = (self.conf[agent.GROUP].rpc_timeout
                         if timeout is None else timeout)
         self.migration_timeout = self.conf[agent.GROUP].migration_timeout
+        retry = self.conf[agent.GROUP].rpc_retry if retry is None else retry
+        # NOTE(vpd): oslo.messaging retries connecting forever by default
+        # and the call's timeout does not cover it: a controller facing a
+        # bus that is down would hang instead of getting AgentUnreachable.
         self.client = oslo_messaging.get_rpc_client(
             self.transport, target(host, agent.RPC_API_VERSION),
             serializer=ObjectSerializer(), version_cap=version_cap,
-            retry=retry)
+            retry=None if retry < 0 else retry)
 
     def close(self) -> None:
         """Release the transport if this client made it."""
@@ -250,6 +260,46 @@ class AgentClient:
         if version is not None:
             prepare['version'] = version
         cctxt = self.client.prepare(**prepare)
+        if self.transport in _ANSWERED:
+            return self._call(cctxt, method, wait, kwargs)
+        result = self._first_call(cctxt, method, wait, kwargs)
+        _ANSWERED.add(self.transport)
+        return result
+
+    def _first_call(self, cctxt: Any, method: str, wait: float,
+                    kwargs: dict[str, Any]) -> Any:
+        """The first call of a transport, bounded in time.
+
+        NOTE(vpd): the first call also connects the reply queue, and
+        oslo.messaging retries that connection forever whatever the
+        call's timeout or retry says: with the bus down a controller
+        would hang. The call runs in a thread here and the caller gets
+        AgentUnreachable when it has not come back in time (the thread
+        gives up when the process ends).
+        """
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box['result'] = self._call(cctxt, method, wait, kwargs)
+            except BaseException as exc:  # noqa: BLE001 - handed over
+                box['error'] = exc
+
+        thread = threading.Thread(target=run, name='vpd-rpc-first',
+                                  daemon=True)
+        thread.start()
+        thread.join(wait + CONNECT_GRACE)
+        if thread.is_alive():
+            raise exception.AgentUnreachable(
+                host=self.host, method=method,
+                reason='no connection to the message bus within %.0f s'
+                       % (wait + CONNECT_GRACE))
+        if 'error' in box:
+            raise box['error']
+        return box['result']
+
+    def _call(self, cctxt: Any, method: str, wait: float,
+              kwargs: dict[str, Any]) -> Any:
         try:
             return cctxt.call({}, method, **kwargs)
         except exception.VifPlugDynException as exc:

@@ -52,6 +52,12 @@ agent_opts = [
                  help='Seconds a controller (AgentClient, vif-plug-dyn '
                       '--host) waits for an agent\'s answer before raising '
                       'AgentTimeout.'),
+    cfg.IntOpt('rpc_retry', default=3, min=-1,
+               help='How many times a controller retries connecting to '
+                    'the message bus for one call or cast before raising '
+                    'AgentUnreachable (-1: forever, as oslo.messaging '
+                    'does by default; the call\'s timeout does not bound '
+                    'connection retries).'),
     cfg.FloatOpt('migration_timeout', default=600.0, min=1.0,
                  help='Seconds a controller waits for a migrate call (the '
                       'whole live migration runs inside it).'),

@@ -14,6 +14,7 @@ and a reconcile the host holds exactly what the ledger says.
 Root, RabbitMQ (Debian rabbitmq-server); skipped otherwise.
 """
 
+import json
 import signal
 import threading
 import time
@@ -169,6 +170,46 @@ def test_errors_come_back_typed(hosts):
         a.client.call('capabilities', version='1.7')
     assert 'UnsupportedVersion' in str(err.value)
     assert a.client.port_status() == []
+
+
+def test_cli_host_mode(bus, hosts):
+    """``vif-plug-dyn --host`` runs the endpoint and cable commands on an
+    agent, as processes of their own on the bus's network."""
+    a, ha = hosts['hosta']
+    base = [bus_mod.script('vif-plug-dyn'), '--host', 'hosta',
+            '--transport-url', bus.url, '--json']
+    port = _port('red', 5)
+
+    def cli(*args):
+        return bus.ns.run(base + list(args), check=False, timeout=120)
+
+    out = cli('plug', '--port-id', port.port_id, '--mac', port.mac,
+              '--network', 'red', '--types', 'ethernet')
+    assert out.returncode == 0, out.stderr
+    endpoint = json.loads(out.stdout)
+    assert fixtures.master_of(ha, endpoint['vpd.data']['tap']) == 'br-red'
+    out = cli('endpoint', 'show', port.port_id)
+    assert json.loads(out.stdout)['cable'] == 'plugged'
+    out = cli('connect', port.port_id, 'blue')
+    assert json.loads(out.stdout)['vpd.data']['network'] == 'blue'
+    out = cli('endpoint', 'list', '--network', 'blue')
+    assert [r['port_id'] for r in json.loads(out.stdout)] == [port.port_id]
+    out = cli('connect', port.port_id, 'nowhere')
+    assert out.returncode == 2 and out.stdout == ''
+    assert out.stderr == ('error: Network nowhere is not defined on this '
+                          'host\n')
+    out = cli('network', 'list')
+    assert out.returncode == 2
+    assert out.stderr.startswith('error: Invalid value')
+    assert cli('unplug', port.port_id).returncode == 0
+    assert a.client.port_status() == []
+    # an agent nobody runs: a typed timeout, no traceback
+    out = bus.ns.run([bus_mod.script('vif-plug-dyn'), '--host', 'nohost',
+                      '--transport-url', bus.url, '--rpc-timeout', '2',
+                      'capabilities'], check=False, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr == ('error: Agent nohost did not answer capabilities '
+                          'within 2.0 s\n')
 
 
 def test_sighup_reloads_networks(hosts):
