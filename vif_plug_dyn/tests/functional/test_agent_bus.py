@@ -15,7 +15,9 @@ Root, RabbitMQ (Debian rabbitmq-server); skipped otherwise.
 """
 
 import json
+import pathlib
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -36,6 +38,8 @@ BLUE_A = ("<network type='direct'><name>blue</name><forward mode='bridge'>"
           "<interface dev='upa0'/></forward></network>")
 RED_B = ("<network type='direct'><name>red</name><forward mode='vepa'>"
          "<interface dev='upb0'/></forward></network>")
+CONTROLLER = (pathlib.Path(__file__).resolve().parents[3] / 'doc' /
+              'source' / 'admin' / 'examples' / 'controller.py')
 GREEN_A = ("<network type='bridge'><name>green</name>"
            "<bridge name='br-green'/></network>")
 
@@ -210,6 +214,28 @@ def test_cli_host_mode(bus, hosts):
     assert out.returncode == 2
     assert out.stderr == ('error: Agent nohost did not answer capabilities '
                           'within 2.0 s\n')
+
+
+def test_documented_controller_script(bus, hosts):
+    """doc/source/admin/examples/controller.py, run as written."""
+    out = bus.ns.run([sys.executable, str(CONTROLLER), '--transport-url',
+                      bus.url, 'hosta', 'hostb'], check=False, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == 'hosta offers blue, red'
+    assert lines[2] == 'hostb offers red'
+    assert ' moved to blue ' in lines[4]
+    notes = lines[lines.index('notifications received:') + 1:]
+    events = sorted((n.split()[0], n.split()[1]) for n in notes)
+    assert events == [
+        ('vif_plug_dyn.port.plugged', 'host=hosta'),
+        ('vif_plug_dyn.port.plugged', 'host=hosta'),
+        ('vif_plug_dyn.port.plugged', 'host=hostb'),
+        ('vif_plug_dyn.port.unplugged', 'host=hosta'),
+        ('vif_plug_dyn.port.unplugged', 'host=hostb')], out.stdout
+    print('\n' + out.stdout)
+    for host in ('hosta', 'hostb'):
+        assert hosts[host][0].client.port_status() == []
 
 
 def test_sighup_reloads_networks(hosts):
