@@ -5,24 +5,25 @@ Target: exchange ``vif_plug_dyn``, topic ``vif_plug_dyn.agent``,
 the bus is the trust boundary, see the deployment guide) and keyword
 arguments:
 
-================== ===================================================
-``capabilities``   ``()`` -> host_capabilities() + ``host``,
-                   ``rpc_api_version``, ``hypervisor``
-``request_endpoints`` ``(ports, accepted_types, options, connected)``
-                   -> [Endpoint], all or nothing, one driver batch per
-                   network
-``release_endpoints`` ``(port_ids)`` -> None (unknown ports skipped)
-``connect``        ``(port_id, network=None)`` -> Endpoint
-``disconnect``     ``(port_id)`` -> Endpoint
-``set_link_state`` ``(port_id, state)`` -> None (up, down, follow)
-``plug``           ``(port, accepted_types, options)`` -> Endpoint
-``unplug``         ``(port_id)`` -> None
-``port_status``    ``(port_ids=None, network=None)`` -> [record]
-``reconcile``      ``()`` -> {forgotten, restored, removed}
-``migrate``        ``(domain, destination, dest_uri, migrate_uri=None,
-                   rewrites=None)`` -> {domain, destination,
-                   dest_endpoints, released, took}
-================== ===================================================
+``capabilities()``
+    ``host_capabilities()`` plus ``host``, ``rpc_api_version`` and
+    ``hypervisor``.
+``request_endpoints(ports, accepted_types, options, connected)``
+    ``[Endpoint]``, all or nothing, one driver batch per network.
+``release_endpoints(port_ids)``
+    ``None`` (unknown ports are skipped).
+``connect(port_id, network=None)``, ``disconnect(port_id)``
+    the ``Endpoint``.
+``set_link_state(port_id, state)``
+    ``None`` (``up``, ``down`` or ``follow``).
+``plug(port, accepted_types, options)``
+    the ``Endpoint``; ``unplug(port_id)``: ``None``.
+``port_status(port_ids=None, network=None)``
+    ``[record]``.
+``reconcile()``
+    ``{forgotten, restored, removed}``.
+``migrate(domain, destination, dest_uri, migrate_uri=None, rewrites=None)``
+    ``{domain, destination, dest_endpoints, released, took}``.
 
 Ports, endpoints and requests travel as versioned primitives
 (:mod:`vif_plug_dyn.objects`); a record is ``{request, endpoint, state,
