@@ -35,6 +35,11 @@ class RemoteLedger:
                    ) -> list[ledger_mod.PortRecord]:
         return self.client.port_status(network=network)
 
+    def guest_links(self, port_ids: list[str]) -> dict[str, Any]:
+        """The guests' pending links are the agent's business: none are
+        shown through the bus."""
+        return {}
+
 
 class RemoteManager:
     """An :class:`~vif_plug_dyn.rpc.AgentClient` with the manager's

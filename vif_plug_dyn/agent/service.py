@@ -28,6 +28,7 @@ eventlet has not patched) serves calls on a pool of
 ``executor_thread_pool_size`` threads; the manager is thread-safe.
 """
 
+import importlib
 import signal
 import sys
 import threading
@@ -80,6 +81,7 @@ class AgentService:
         self.watcher: Any = None
         self.notifier: Any = None
         self.server: Any = None
+        self.guest_monitor: Any = None
         self._adapter: Any = None
         self._adapter_lock = threading.Lock()
         self._stop = threading.Event()
@@ -103,6 +105,7 @@ class AgentService:
             self.watcher = watcher_mod.Watcher(self.manager,
                                                on_report=self._on_report)
             self.watcher.start()
+        self._start_guest_monitor()
         self.server = oslo_messaging.get_rpc_server(
             self.transport, rpc.target(self.host),
             [endpoint_mod.AgentEndpoint(self)],
@@ -115,6 +118,24 @@ class AgentService:
                   'version': agent.RPC_API_VERSION,
                   'count': len(self.manager.registry.list()),
                   'watch': 'on' if self.watcher else 'off'})
+
+    def _start_guest_monitor(self) -> None:
+        """Follow the hypervisor's guest lifecycle events, so that a
+        guest that starts gets the links its cables want (pending in the
+        ledger meanwhile).
+
+        NOTE(vpd): the monitor is the library's
+        (``vif_plug_dyn.runtime.guests``, the one ``vif-plug-dyn watch``
+        runs); an installation without it tells guests at calls and at
+        reconcile only.
+        """
+        try:
+            guests = importlib.import_module('vif_plug_dyn.runtime.guests')
+        except ImportError:
+            return
+        monitor = guests.GuestMonitor(self.manager)
+        if monitor.start():
+            self.guest_monitor = monitor
 
     def _on_report(self, report: Any) -> None:
         if report.degraded or report.restored:
@@ -135,6 +156,9 @@ class AgentService:
                 LOG.warning('Calls still in progress after %.0f s; '
                             'stopping anyway', timeout)
             self.server = None
+        if self.guest_monitor is not None:
+            self.guest_monitor.stop()
+            self.guest_monitor = None
         if self.watcher is not None:
             self.watcher.close()
             self.watcher = None
