@@ -160,7 +160,8 @@ def measure(count: int, n_agents: int, rounds: int, calls: int
         agents = [bus_mod.Agent(bus, 'bench%d' % i, ns.name, base,
                                 {'red': RED},
                                 extra={'vif_plug_dyn_agent': {
-                                    'watch': 'false'}})
+                                    'watch': 'false'},
+                                    'vif_plug_dyn': {'hypervisor': 'none'}})
                   for i, ns in enumerate(hosts)]
         try:
             for agent in agents:

@@ -63,6 +63,7 @@ from vif_plug_dyn import agent
 from vif_plug_dyn import exception
 from vif_plug_dyn import ledger as ledger_mod
 from vif_plug_dyn import rpc
+from vif_plug_dyn import validate
 from vif_plug_dyn._messaging import oslo_messaging
 
 LOG = logging.getLogger(__name__)
@@ -150,8 +151,13 @@ class AgentEndpoint:
                     network: str | None = None) -> list[dict[str, Any]]:
         ledger = self.manager.ledger
         if port_ids is not None:
-            from vif_plug_dyn import manager as manager_mod
-            records = ledger.get_ports(manager_mod._port_ids(port_ids))
+            if not isinstance(port_ids, list):
+                raise exception.InvalidField(field='port_ids',
+                                             value=port_ids,
+                                             reason='must be a list')
+            records = ledger.get_ports([
+                validate.uuid(p, 'port_ids[%d]' % i)
+                for i, p in enumerate(port_ids)])
         else:
             records = ledger.list_ports(network)
         return [rpc.record_to_wire(r) for r in records]

@@ -64,9 +64,13 @@ def hosts(bus, tmp_path_factory):
     with NetNamespace('ha') as ha, NetNamespace('hb') as hb:
         fixtures.uplink(ha, 'upa0', 'upa0p')
         fixtures.uplink(hb, 'upb0', 'upb0p')
+        # NOTE: no hypervisor on these hosts: the guests are not the
+        # point here (test_agent_migration.py has libvirtds)
+        host_only = {'vif_plug_dyn': {'hypervisor': 'none'}}
         a = bus_mod.Agent(bus, 'hosta', ha.name, base,
-                          {'red': RED_A, 'blue': BLUE_A})
-        b = bus_mod.Agent(bus, 'hostb', hb.name, base, {'red': RED_B})
+                          {'red': RED_A, 'blue': BLUE_A}, extra=host_only)
+        b = bus_mod.Agent(bus, 'hostb', hb.name, base, {'red': RED_B},
+                          extra=host_only)
         try:
             a.start()
             b.start()
