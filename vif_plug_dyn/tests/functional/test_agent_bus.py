@@ -254,6 +254,42 @@ def test_sighup_reloads_networks(hosts):
     a.client.release_endpoints([port.port_id])
 
 
+def test_sigterm_lets_calls_in_progress_finish(hosts):
+    """SIGTERM in the middle of a batch: the batch completes, its caller
+    gets the answer, the agent exits 0; a new agent serves the ledger."""
+    a, ha = hosts['hosta']
+    batch = [_port('red', 800 + i) for i in range(300)]
+    outcome = {}
+
+    def call():
+        try:
+            outcome['result'] = a.client.request_endpoints(
+                batch, ['ethernet'], timeout=60)
+            outcome['done'] = time.monotonic()
+        except Exception as exc:  # noqa: BLE001 - checked below
+            outcome['error'] = exc
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.monotonic() + 30
+    while ' vpd' not in ha.run(['ip', '-o', 'link', 'show']).stdout:
+        assert time.monotonic() < deadline, a.log_text()
+        time.sleep(0.01)
+    signalled = time.monotonic()
+    a.signal(signal.SIGTERM)
+    caller.join(90)
+    assert len(outcome.get('result', [])) == 300, outcome
+    # the answer came after the signal: the call was in progress
+    assert outcome['done'] > signalled
+    assert a.proc.wait(60) == 0, a.log_text()
+    a.start()
+    records = a.client.port_status()
+    assert len(records) == 300 and all(r.state == 'active'
+                                       for r in records)
+    a.client.release_endpoints([p.port_id for p in batch])
+    assert not {n for n in fixtures.links(ha) if n.startswith('vpd')}
+
+
 def test_agent_killed_mid_batch(bus, hosts):
     a, ha = hosts['hosta']
     batch = [_port('red', 100 + i) for i in range(600)]
