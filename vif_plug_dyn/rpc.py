@@ -42,10 +42,20 @@ from vif_plug_dyn import agent
 from vif_plug_dyn import endpoints
 from vif_plug_dyn import exception
 from vif_plug_dyn import ledger as ledger_mod
-from vif_plug_dyn import objects
 from vif_plug_dyn import ports
+from vif_plug_dyn.agent.wire import BadArgument
+from vif_plug_dyn.agent.wire import from_wire
+from vif_plug_dyn.agent.wire import ObjectSerializer
+from vif_plug_dyn.agent.wire import record_from_wire
+from vif_plug_dyn.agent.wire import record_to_wire
+from vif_plug_dyn.agent.wire import to_wire
 
 LOG = logging.getLogger(__name__)
+
+__all__ = ['AgentClient', 'ALLOWED_EXMODS', 'BadArgument', 'call_many',
+           'from_wire', 'get_transport', 'ObjectSerializer',
+           'oslo_messaging', 'record_from_wire', 'record_to_wire',
+           'target', 'to_wire', 'wait_for_agent']
 
 #: Modules whose exceptions an agent's reply may rebuild on this side.
 ALLOWED_EXMODS = ['vif_plug_dyn.exception']
@@ -54,88 +64,6 @@ _REMOTE = '_Remote'
 CONNECT_GRACE = 10.0
 #: Transports that have answered a call (their reply queue exists).
 _ANSWERED: 'weakref.WeakSet[Any]' = weakref.WeakSet()
-
-
-# -- serialisation ------------------------------------------------------------
-
-def to_wire(value: Any) -> Any:
-    """Versioned objects to primitives, recursively (lists, dicts)."""
-    if isinstance(value, objects.VersionedObject):
-        return value.to_primitive()
-    if isinstance(value, (list, tuple)):
-        return [to_wire(v) for v in value]
-    if isinstance(value, dict):
-        return {k: to_wire(v) for k, v in value.items()}
-    return value
-
-
-def from_wire(value: Any) -> Any:
-    """Primitives back to versioned objects, recursively.
-
-    :raises InvalidPrimitive: a malformed primitive.
-    :raises UnsupportedVersion: another major version.
-    :raises InvalidField: a field does not validate.
-    """
-    if isinstance(value, dict):
-        if objects.NAME_KEY in value:
-            return objects.VersionedObject.from_primitive(value)
-        return {k: from_wire(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [from_wire(v) for v in value]
-    return value
-
-
-class ObjectSerializer(oslo_messaging.NoOpSerializer):
-    """Carries the library's versioned objects as their primitives.
-
-    NOTE(vpd): both directions validate: an object built from a peer's
-    primitive is checked like one built here, so a malformed argument is
-    refused with the library's typed error before an endpoint runs.
-    """
-
-    def serialize_entity(self, ctxt: Any, entity: Any) -> Any:
-        return to_wire(entity)
-
-    def deserialize_entity(self, ctxt: Any, entity: Any) -> Any:
-        return from_wire(entity)
-
-
-def record_to_wire(record: ledger_mod.PortRecord) -> dict[str, Any]:
-    """A ledger record as the ``port_status`` call returns it."""
-    return {'request': record.request.to_primitive(),
-            'endpoint': (record.endpoint.to_primitive()
-                         if record.endpoint is not None else None),
-            'state': record.state, 'cable': record.cable,
-            'health': record.health, 'updated': record.updated,
-            'link': record.link}
-
-
-def record_from_wire(value: Any) -> ledger_mod.PortRecord:
-    """Rebuild a :class:`~vif_plug_dyn.ledger.PortRecord` from
-    :func:`record_to_wire`'s form (objects already deserialised or not).
-
-    :raises InvalidPrimitive: not a record.
-    """
-    if not isinstance(value, dict):
-        raise exception.InvalidPrimitive(obj='PortRecord',
-                                         reason='not a dict')
-    data = from_wire(value)
-    try:
-        request = objects.require_instance(data['request'], 'request',
-                                           ports.EndpointRequest)
-        endpoint = data['endpoint']
-        if endpoint is not None:
-            objects.require_instance(endpoint, 'endpoint',
-                                     endpoints.Endpoint)
-        return ledger_mod.PortRecord(
-            request=request, endpoint=endpoint, state=str(data['state']),
-            cable=str(data['cable']), health=str(data['health']),
-            updated=float(data['updated']), link=str(data['link']))
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, exception.VifPlugDynException):
-            raise
-        raise exception.InvalidPrimitive(obj='PortRecord',
-                                         reason=repr(exc)) from None
 
 
 # -- transport ----------------------------------------------------------------

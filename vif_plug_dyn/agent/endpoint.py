@@ -91,6 +91,9 @@ def typed(func: _F) -> _F:
     @functools.wraps(func)
     def wrapper(self: 'AgentEndpoint', ctxt: Any, **kwargs: Any) -> Any:
         try:
+            for value in kwargs.values():
+                if isinstance(value, rpc.BadArgument):
+                    raise value.error
             return func(self, ctxt, **kwargs)
         except exception.VifPlugDynException as exc:
             LOG.info('%(method)s: %(error)s',

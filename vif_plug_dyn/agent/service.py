@@ -109,7 +109,7 @@ class AgentService:
         self.server = oslo_messaging.get_rpc_server(
             self.transport, rpc.target(self.host),
             [endpoint_mod.AgentEndpoint(self)],
-            serializer=rpc.ObjectSerializer(),
+            serializer=rpc.ObjectSerializer(defer_errors=True),
             access_policy=oslo_messaging.DefaultRPCAccessPolicy)
         self.server.start()
         LOG.info('vif-plug-dyn-agent %(host)s serving %(topic)s %(version)s '
