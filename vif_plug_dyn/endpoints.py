@@ -12,8 +12,10 @@ particular hypervisor spells it. Five types exist:
 ``hostdev``
     a PCI device (an SR-IOV VF) given to the guest.
 ``ethernet``
-    a tap the library made and wired; the hypervisor only opens it
-    (``managed='no'`` in libvirt).
+    a tap the library wired; the hypervisor only opens it
+    (``managed='no'`` in libvirt). The library made it, or, when
+    ``borrowed``, the hypervisor's driver did (nova's ``tap`` VIF type)
+    and the library only cables it.
 ``network``
     a network the hypervisor manages itself (a libvirt network by name).
 
@@ -250,18 +252,28 @@ class HostdevEndpoint(Endpoint):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class EthernetEndpoint(Endpoint):
-    """A tap made and wired by the library; the hypervisor only opens it.
+    """A tap wired by the library; the hypervisor only opens it.
 
     :ivar tap: the tap device name.
+    :ivar borrowed: the hypervisor's driver makes and deletes the tap
+        (nova's ``tap`` VIF type); the library only cables it, marks it
+        as borrowed and never deletes it (since 1.2).
     """
 
     TYPE: ClassVar[str] = ETHERNET
+    VERSION: ClassVar[str] = '1.2'
+    FIELD_SINCE: ClassVar[dict[str, int]] = {'queues': 1, 'borrowed': 2}
 
     tap: str
+    borrowed: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
         validate.ifname(self.tap, 'tap')
+        if not isinstance(self.borrowed, bool):
+            raise exception.InvalidField(field='borrowed',
+                                         value=self.borrowed,
+                                         reason='must be true or false')
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -207,6 +207,13 @@ class DeviceAlreadyOwned(VifPlugDynException):
                'vif_plug_dyn (alias %(alias)s)')
 
 
+class DeviceNotBorrowable(VifPlugDynException, PermissionError):
+    """A device asked to be borrowed is not a hypervisor's tap the library
+    may cable (see :func:`vif_plug_dyn.privsep.ops.borrow`)."""
+
+    msg_fmt = 'Refusing to borrow device %(device)s: %(reason)s'
+
+
 class NetlinkOperationFailed(VifPlugDynException, OSError):
     """The kernel refused a netlink request."""
 

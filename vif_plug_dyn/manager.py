@@ -25,6 +25,7 @@ from vif_plug_dyn import opts
 from vif_plug_dyn import ports
 from vif_plug_dyn import validate
 from vif_plug_dyn.drivers import base
+from vif_plug_dyn.drivers import taps
 from vif_plug_dyn.runtime import cable
 
 LOG = logging.getLogger(__name__)
@@ -167,6 +168,12 @@ class EndpointManager:
                ) -> tuple[base.NetworkDriver, list[endpoints.Endpoint]]:
         driver, endpoint_type = self.drivers.negotiate(requests[0], network)
         for request in requests:
+            if taps.hypervisor_tap(request) and not driver.BORROWS_TAPS:
+                raise exception.OperationNotSupported(
+                    operation='cable a tap its hypervisor made',
+                    by=driver.name,
+                    reason='only bridge networks take %s=hypervisor' %
+                           taps.TAP_MAKER_OPTION)
             driver.check_request(request, network)
         cable = ledger_mod.PLUGGED if connected else ledger_mod.UNPLUGGED
         ids = [r.port.port_id for r in requests]

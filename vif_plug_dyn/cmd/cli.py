@@ -24,10 +24,13 @@ from vif_plug_dyn import networks
 from vif_plug_dyn import opts
 from vif_plug_dyn import ports
 from vif_plug_dyn import privsep
+from vif_plug_dyn.drivers import taps
 from vif_plug_dyn.hostif import api as hostif_api
 from vif_plug_dyn.hostif import model
 
 EXIT_ERROR = 2
+_DEFAULT_TYPES = (endpoints.BRIDGE, endpoints.DIRECT, endpoints.ETHERNET,
+                  endpoints.HOSTDEV)
 LOG = logging.getLogger(__name__)
 
 Handler = Callable[[manager_mod.EndpointManager, argparse.Namespace], Any]
@@ -36,9 +39,30 @@ IfaceHandler = Callable[[hostif_api.HostInterfaceAPI, argparse.Namespace],
 
 
 def _port(args: argparse.Namespace) -> ports.Port:
+    tap = args.tap
+    if tap is None and args.hypervisor_tap and isinstance(args.port_id, str):
+        # NOTE(vpd): nova's name for the tap of a ``tap`` VIF (Neutron's
+        # ``devname``): ``tap`` + the first 11 characters of the port id.
+        tap = 'tap' + args.port_id[:11]
     return ports.Port(port_id=args.port_id, mac=args.mac,
                       network=args.network, mtu=args.mtu, vlan=args.vlan,
-                      vm_uuid=args.vm_uuid)
+                      vm_uuid=args.vm_uuid, tap=tap)
+
+
+def _port_options(args: argparse.Namespace) -> dict[str, str]:
+    options = _options(args.option)
+    if args.hypervisor_tap:
+        options[taps.TAP_MAKER_OPTION] = 'hypervisor'
+    return options
+
+
+def _port_types(args: argparse.Namespace) -> list[str]:
+    if args.types is None:
+        # NOTE(vpd): the hypervisor opens its own tap: only an ethernet
+        # endpoint fits (nova's <interface type='ethernet'>).
+        return [endpoints.ETHERNET] if args.hypervisor_tap else list(
+            _DEFAULT_TYPES)
+    return _types(args.types)
 
 
 def _options(values: list[str]) -> dict[str, str]:
@@ -99,16 +123,16 @@ def _network_undefine(mgr: manager_mod.EndpointManager,
 
 def _request(mgr: manager_mod.EndpointManager,
              args: argparse.Namespace) -> Any:
-    endpoint = mgr.request_endpoint(_port(args), _types(args.types),
-                                    _options(args.option),
+    endpoint = mgr.request_endpoint(_port(args), _port_types(args),
+                                    _port_options(args),
                                     connected=not args.unplugged)
     return endpoint.to_primitive()
 
 
 def _plug(mgr: manager_mod.EndpointManager,
           args: argparse.Namespace) -> Any:
-    return mgr.plug(_port(args), _types(args.types),
-                    _options(args.option)).to_primitive()
+    return mgr.plug(_port(args), _port_types(args),
+                    _port_options(args)).to_primitive()
 
 
 def _release(mgr: manager_mod.EndpointManager,
@@ -294,13 +318,21 @@ def _add_port_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--mtu', type=int)
     parser.add_argument('--vlan', type=int)
     parser.add_argument('--vm-uuid')
-    parser.add_argument('--types', default=','.join(
-        (endpoints.BRIDGE, endpoints.DIRECT, endpoints.ETHERNET,
-         endpoints.HOSTDEV)),
-        help='accepted endpoint types, most preferred first '
-             '(default: %(default)s)')
+    parser.add_argument('--types', default=None,
+                        help='accepted endpoint types, most preferred '
+                             'first (default: %s; ethernet with '
+                             '--hypervisor-tap)' % ','.join(_DEFAULT_TYPES))
     parser.add_argument('--option', action='append', default=[],
                         metavar='KEY=VALUE', help='a driver option')
+    parser.add_argument('--tap', help='the name of the port\'s tap, when '
+                                      'its consumer chose it')
+    parser.add_argument('--hypervisor-tap', action='store_true',
+                        help='the hypervisor makes and deletes the tap '
+                             '(nova\'s tap VIF type): the library borrows '
+                             'and cables it, never deletes it; the tap is '
+                             'named like nova\'s (tap + 11 characters of '
+                             'the port id) unless --tap says otherwise '
+                             '(option tap_maker=hypervisor)')
 
 
 def build_parser() -> argparse.ArgumentParser:

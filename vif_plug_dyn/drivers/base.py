@@ -44,6 +44,10 @@ class NetworkDriver(abc.ABC):
 
     #: The network kinds this driver serves.
     KINDS: tuple[str, ...] = ()
+    #: Whether the driver can cable a tap its hypervisor made (request
+    #: option ``tap_maker=hypervisor``, see
+    #: :func:`vif_plug_dyn.drivers.taps.hypervisor_tap`).
+    BORROWS_TAPS: bool = False
 
     def __init__(self, context: DriverContext) -> None:
         self.context = context
@@ -162,6 +166,13 @@ class NetworkDriver(abc.ABC):
         The runtime watches them: when one disappears the endpoint is
         degraded (:meth:`lost`), when it comes back the endpoint is
         rebuilt (:meth:`restore`).
+        """
+        return ()
+
+    def waits_for(self, endpoint: endpoints.Endpoint) -> tuple[str, ...]:
+        """Those of :meth:`dependencies` that come and go with the guest
+        (a tap its hypervisor makes): while one of them is missing the
+        endpoint is ``waiting`` for it, not ``degraded``.
         """
         return ()
 

@@ -6,6 +6,10 @@ Per port it makes a persistent tap owned by the library; the endpoint is
 the cable enslaves the tap to the network's bridge; unplugging releases it;
 moving enslaves it to another bridge. The guest never loses its NIC.
 
+A request with ``tap_maker=hypervisor`` (nova's ``tap`` VIF type, see
+:mod:`vif_plug_dyn.drivers.borrowed`) gets an ``ethernet`` endpoint whose
+tap the hypervisor makes and deletes; the library borrows and cables it.
+
 A ``managed`` network's bridge is created when the first port needs it and
 removed with its last port, but only when the library created it; an
 unmanaged (operator) bridge is adopted and never changed.
@@ -20,6 +24,7 @@ from vif_plug_dyn import exception
 from vif_plug_dyn import networks
 from vif_plug_dyn import ports
 from vif_plug_dyn.drivers import base
+from vif_plug_dyn.drivers import borrowed
 from vif_plug_dyn.drivers import taps
 from vif_plug_dyn.privsep import ops
 
@@ -41,13 +46,14 @@ def _library_taps(endpoints_: list[endpoints.Endpoint]
     live source change (the runtime does that).
     """
     return [e for e in endpoints_
-            if isinstance(e, endpoints.EthernetEndpoint)]
+            if isinstance(e, endpoints.EthernetEndpoint) and not e.borrowed]
 
 
 class BridgeDriver(base.NetworkDriver):
     """Taps on Linux bridges."""
 
     KINDS = (networks.BRIDGE,)
+    BORROWS_TAPS = True
 
     def __init__(self, context: base.DriverContext) -> None:
         super().__init__(context)
@@ -117,14 +123,28 @@ class BridgeDriver(base.NetworkDriver):
                          connect: bool) -> list[endpoints.Endpoint]:
         bridge = str(network.bridge)
         master = bridge if connect else None
+        ethernet = endpoint_type == endpoints.ETHERNET
+        lent = [r for r in requests if ethernet and taps.hypervisor_tap(r)]
+        lent_ids = {r.port.port_id for r in lent}
         with self._lock:
-            mine = requests if endpoint_type == endpoints.ETHERNET else []
+            mine = [r for r in requests
+                    if ethernet and r.port.port_id not in lent_ids]
             batch = self._bridge_ops(network)
             batch += [taps.create_tap_op(r, network, master) for r in mine]
+            # NOTE(vpd): borrowing changes devices the batch did not make
+            # (it is not undone by the helper's rollback): last, after
+            # everything that may still fail and be rolled back.
+            lending = borrowed.borrow_ops(self.host, lent, master,
+                                          self.context.ledger)
             # NOTE(vpd): one privileged call, all or nothing: the helper
             # removes what this batch created if any operation fails.
-            taps.build(self.host, self.context.ledger, batch,
-                       taps.tap_records(mine, network))
+            try:
+                taps.build(self.host, self.context.ledger,
+                           batch + lending, taps.tap_records(mine, network))
+            except BaseException:
+                borrowed.give_back(self.host, [r.port.tap_name
+                                               for r in lent])
+                raise
         made: list[endpoints.Endpoint] = []
         for request in requests:
             fields = taps.common_fields(request, network)
@@ -133,7 +153,9 @@ class BridgeDriver(base.NetworkDriver):
                     bridge=bridge, tap=request.port.tap_name, **fields))
             else:
                 made.append(endpoints.EthernetEndpoint(
-                    tap=request.port.tap_name, **fields))
+                    tap=request.port.tap_name,
+                    borrowed=request.port.port_id in lent_ids,
+                    **fields))
         return made
 
     def delete_endpoints(self, endpoints_: list[endpoints.Endpoint],
@@ -143,7 +165,12 @@ class BridgeDriver(base.NetworkDriver):
         recorded = {d.name for d in self.context.ledger.devices_of(
             [e.port_id for e in endpoints_]) if d.kind == taps.TAP}
         names = [t for t in map(taps.tap_of, endpoints_) if t in recorded]
+        lent = [e for e in endpoints_ if taps.is_borrowed(e)]
         with self._lock:
+            if lent:
+                # NOTE(vpd): the hypervisor's tap goes back to it, off the
+                # bridge; its maker deletes it.
+                borrowed.release(self.host, lent)
             if names:
                 self.host.delete(names, missing_ok=True)
                 self.context.ledger.forget_devices(names)
@@ -157,7 +184,12 @@ class BridgeDriver(base.NetworkDriver):
         tap = _require_tap(endpoint, self.name)
         with self._lock:
             batch = self._bridge_ops(network)
-            if isinstance(endpoint, endpoints.EthernetEndpoint):
+            if taps.is_borrowed(endpoint):
+                # NOTE(vpd): a tap its hypervisor has not made yet (or
+                # has deleted) is cabled by the watcher when it appears.
+                batch += borrowed.cable_ops(self.host, [endpoint],
+                                            str(network.bridge))
+            elif isinstance(endpoint, endpoints.EthernetEndpoint):
                 batch.append(ops.set_link(tap, master=str(network.bridge),
                                           up=True))
             if batch:
@@ -172,7 +204,11 @@ class BridgeDriver(base.NetworkDriver):
     def disconnect(self, endpoint: endpoints.Endpoint,
                    network: networks.Network) -> None:
         tap = _require_tap(endpoint, self.name)
-        if isinstance(endpoint, endpoints.EthernetEndpoint):
+        if taps.is_borrowed(endpoint):
+            batch = borrowed.cable_ops(self.host, [endpoint], None)
+            if batch:
+                self.host.run(batch)
+        elif isinstance(endpoint, endpoints.EthernetEndpoint):
             self.host.run([ops.set_nomaster(tap)])
         # NOTE(vpd): a bridge endpoint's tap is the hypervisor's and its
         # interface type cannot be without a bridge: unplugged, only the
@@ -188,9 +224,16 @@ class BridgeDriver(base.NetworkDriver):
                      network: networks.Network) -> tuple[str, ...]:
         # NOTE(vpd): only a tagged uplink is rebuilt by the library (its
         # VLAN device dies with the uplink); an operator's untagged uplink
-        # is the operator's to restore.
+        # is the operator's to restore. A borrowed tap is watched: the
+        # port is cabled when its hypervisor makes it.
+        deps = self.waits_for(endpoint)
         if network.uplink and network.uplink_vlan:
-            return (network.uplink,)
+            return (network.uplink,) + deps
+        return deps
+
+    def waits_for(self, endpoint: endpoints.Endpoint) -> tuple[str, ...]:
+        if taps.is_borrowed(endpoint):
+            return (str(taps.tap_of(endpoint)),)
         return ()
 
     def restore(self, endpoints_: list[endpoints.Endpoint],
@@ -210,6 +253,8 @@ class BridgeDriver(base.NetworkDriver):
             mine = _library_taps(endpoints_)
             batch += taps.missing_tap_ops(mine, network, set(links),
                                           bridge, plugged)
+            lent = [e for e in endpoints_ if taps.is_borrowed(e)]
+            batch += borrowed.restore_ops(lent, links, bridge, plugged)
             bridge_index = links.get(bridge, {}).get('index')
             for endpoint in mine:
                 tap = taps.tap_of(endpoint)

@@ -9,12 +9,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from vif_plug_dyn import endpoints
+from vif_plug_dyn import exception
 from vif_plug_dyn import ledger as ledger_mod
 from vif_plug_dyn import networks
 from vif_plug_dyn import ports
 from vif_plug_dyn.privsep import ops
 
 TAP = 'tap'
+
+#: The request option saying who makes the port's tap: ``library`` (the
+#: default) or ``hypervisor`` (nova's ``tap`` VIF type: the library only
+#: cables the tap, see :func:`hypervisor_tap`).
+TAP_MAKER_OPTION = 'tap_maker'
+TAP_MAKERS = ('library', 'hypervisor')
 
 
 def host_mac(mac: str) -> str:
@@ -49,6 +56,40 @@ def tap_op(port: ports.Port, network: networks.Network,
                           multi_queue=bool(queue_count and queue_count > 1))
 
 
+def hypervisor_tap(request: ports.EndpointRequest) -> bool:
+    """Whether ``request`` says the hypervisor makes the port's tap
+    (option ``tap_maker=hypervisor``).
+
+    NOTE(vpd): explicit, never guessed from a tap that happens to exist:
+    a tap of the expected name may be a leftover or someone else's, and
+    cabling it would hand a guest's traffic to whoever holds it. The
+    port must also name the tap (:attr:`~vif_plug_dyn.ports.Port.tap`):
+    the name is the hypervisor's choice (nova: ``tap`` + 11 characters
+    of the port id).
+
+    :raises InvalidField: another value, or no tap name.
+    """
+    value = request.option(TAP_MAKER_OPTION, 'library')
+    if value not in TAP_MAKERS:
+        raise exception.InvalidField(
+            field='options[%s]' % TAP_MAKER_OPTION, value=value,
+            reason='must be one of %s' % ', '.join(TAP_MAKERS))
+    if value != 'hypervisor':
+        return False
+    if request.port.tap is None:
+        raise exception.InvalidField(
+            field='tap', value=None,
+            reason='the port must name the tap its hypervisor makes '
+                   '(%s=hypervisor)' % TAP_MAKER_OPTION)
+    return True
+
+
+def is_borrowed(endpoint: endpoints.Endpoint) -> bool:
+    """Whether ``endpoint``'s tap is a hypervisor's the library borrowed."""
+    return isinstance(endpoint, endpoints.EthernetEndpoint) and \
+        endpoint.borrowed
+
+
 def port_of(endpoint: endpoints.Endpoint) -> ports.Port:
     """The port an endpoint serves, rebuilt from the endpoint."""
     return ports.Port(port_id=endpoint.port_id, mac=endpoint.mac,
@@ -60,10 +101,12 @@ def missing_tap_ops(endpoints_: Sequence[endpoints.Endpoint],
                     master: str | None, plugged: set[str]
                     ) -> list[dict[str, Any]]:
     """Operations re-creating the taps of ``endpoints_`` that are gone."""
+    # NOTE(vpd): a borrowed tap is its hypervisor's to make, never ours.
     return [tap_op(port_of(e), network,
                    master if e.port_id in plugged else None, e.queues)
             for e in endpoints_
-            if tap_of(e) and tap_of(e) not in present]
+            if tap_of(e) and tap_of(e) not in present and
+            not is_borrowed(e)]
 
 
 def tap_records(requests: list[ports.EndpointRequest],
@@ -88,8 +131,15 @@ def build(host: Any, ledger: ledger_mod.Ledger, batch: list[dict[str, Any]],
     The helper already undoes a batch that fails half way; this also
     removes the devices again when recording them fails, so nothing is
     ever left on the host that the ledger does not know.
+
+    An empty batch is nothing to do: no privileged call is made (the
+    helper refuses an empty batch as malformed).
     """
-    host.run(batch)
+    # NOTE(vpd): a bridge endpoint on a bridge that already exists (an
+    # operator's, or the library's once it has a first port) needs no
+    # host work at all: the hypervisor makes its tap.
+    if batch:
+        host.run(batch)
     try:
         ledger.record_devices(records)
     except BaseException:

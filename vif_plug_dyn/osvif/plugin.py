@@ -487,7 +487,21 @@ class VifPlugDynPlugin(osv_plugin.PluginBase):
         loaded under (the name :meth:`describe` reports)."""
         plugin = super().load(plugin_name)
         plugin.plugin_name = plugin_name
+        plugin.check_alias()
         return plugin
+
+    def check_alias(self) -> None:
+        """Say in the log when another package provides ``linux_bridge``
+        (os-vif before 5): the library's alias stands down there."""
+        others = osvif.linux_bridge_providers()
+        if others and self.NAME == osvif.PLUGIN_NAME:
+            LOG.warning('os-vif plugin %(name)s is provided by %(others)s: '
+                        'vif_plug_dyn does not serve %(name)s here (nova '
+                        '31-33 reach it only with os-vif 5 or later); '
+                        'VIFs with plugin=%(mine)s still reach the '
+                        'library', {'name': osvif.LINUX_BRIDGE_NAME,
+                                    'others': ', '.join(others),
+                                    'mine': osvif.PLUGIN_NAME})
 
     @classmethod
     def from_conf(cls: type[_P], conf: cfg.ConfigOpts,
@@ -589,4 +603,27 @@ class LinuxBridgePlugin(VifPlugDynPlugin):
 
     CONFIG_OPTS: list[cfg.Opt] = []
     NAME = osvif.LINUX_BRIDGE_NAME
-    VIF_TYPES = (VIF_BRIDGE,)
+    VIF_TYPES: tuple[str, ...] = (VIF_BRIDGE,)
+
+    def check_alias(self) -> None:
+        """Stand down where another package provides ``linux_bridge``
+        (os-vif before 5 ships its own): serve no VIF type and refuse
+        every plug, saying why, rather than shadow or duplicate it."""
+        others = osvif.linux_bridge_providers()
+        if not others:
+            return
+        self.VIF_TYPES = ()
+        self.refusal = ('%s is provided by %s; the vif_plug_dyn alias '
+                        'stands down (use plugin=%s, or os-vif 5)' % (
+                            osvif.LINUX_BRIDGE_NAME, ', '.join(others),
+                            osvif.PLUGIN_NAME))
+        LOG.error('os-vif plugin %s', self.refusal)
+
+    def plug(self, vif: Any, instance_info: Any) -> None:
+        """See :meth:`VifPlugDynPlugin.plug`; refused when the alias
+        stood down (:meth:`check_alias`)."""
+        refusal = getattr(self, 'refusal', None)
+        if refusal is not None:
+            raise osv_exception.PlugException(
+                vif=describe_vif(vif), err=refusal)
+        super().plug(vif, instance_info)

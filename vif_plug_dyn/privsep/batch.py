@@ -77,6 +77,10 @@ class Link:
     group: int | None = None
     adopted: bool = False
     alias: str | None = None
+    #: A hypervisor's tap the library borrowed (see :mod:`.borrow`).
+    borrowed: bool = False
+    #: The MAC address (only read by full lookups).
+    mac: str | None = None
 
 
 @dataclasses.dataclass
@@ -353,10 +357,13 @@ class Batch:
         # not ours; the batches of taps do not pay for adoption.
         adopted = not owned and alias is not None and \
             ops_mod.parse_adopted(alias) is not None
+        borrowed = not owned and not adopted and alias is not None and \
+            ops_mod.parse_borrowed(alias) is not None
         self.links[name] = Link(
             name=name, index=info['index'], kind=info.get('kind'),
             owned=owned or created, created=created, group=info['group'],
-            adopted=adopted, alias=alias)
+            adopted=adopted, alias=alias, borrowed=borrowed,
+            mac=info.get('mac'))
 
     def get(self, name: str) -> Link | None:
         """What is known of ``name`` (looked up if unknown); ``None``

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from vif_plug_dyn import exception
 from vif_plug_dyn.privsep import addresses
+from vif_plug_dyn.privsep import borrow
 from vif_plug_dyn.privsep import nlmsg
 from vif_plug_dyn.privsep import ops as ops_mod
 from vif_plug_dyn.privsep import rtnl
@@ -228,7 +229,7 @@ def set_link(b: 'Batch', i: int, op: dict[str, Any]) -> None:
         # deleted.
         link = b.owned(name, 'set_link')
     else:
-        link = b.managed(name, 'set_link')
+        link = borrow.check_set_link(b, name, op)
     master = 0 if op['nomaster'] else None
     if op['master'] is not None:
         # NOTE(vpd): the master may be an operator's bridge: joining
@@ -455,6 +456,8 @@ HANDLERS: dict[str, Handler] = {
     'set_bond': set_bond,
     'adopt': adopt,
     'release': release,
+    'borrow': borrow.borrow,
+    'give_back': borrow.give_back,
     'add_address': add_address,
     'del_address': del_address,
     'set_vf': set_vf,

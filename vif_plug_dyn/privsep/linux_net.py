@@ -203,6 +203,7 @@ def _socket() -> netlink.RtnlSocket:
 def _describe(info: dict[str, Any]) -> dict[str, Any]:
     owned, owner_tag = ops_mod.parse_alias(info['alias'])
     adopted_tag = ops_mod.parse_adopted(info['alias'])
+    borrowed_tag = ops_mod.parse_borrowed(info['alias'])
     return {'name': info['name'], 'index': info['index'],
             'kind': info['kind'], 'mtu': info['mtu'], 'mac': info['mac'],
             'up': bool(info['flags'] & nlmsg.IFF_UP),
@@ -211,4 +212,6 @@ def _describe(info: dict[str, Any]) -> dict[str, Any]:
             'group': info['group'], 'alias': info['alias'],
             'owned': owned, 'tag': owner_tag,
             'adopted': adopted_tag is not None, 'adopted_tag': adopted_tag,
+            'borrowed': borrowed_tag is not None,
+            'borrowed_tag': borrowed_tag,
             'operstate': info['operstate'], 'data': info['data']}

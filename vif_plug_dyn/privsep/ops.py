@@ -18,6 +18,12 @@ alias becomes ``vif_plug_dyn.adopted:<tag>`` (:func:`adopted_alias`).
 An adopted device may be configured like one of ours (:func:`set_link`
 except its owner tag, addresses, bridge and bond settings) but never
 deleted; :func:`release` gives it back, with the alias it had.
+
+Borrowing: a tap a hypervisor made for a guest (nova's ``tap`` VIF type)
+can be *borrowed* with :func:`borrow` so that the library cables it: its
+alias becomes ``vif_plug_dyn.borrowed:<tag>``, and only its master and
+its up/down state may then change (:data:`BORROWED_OK`); it is never
+deleted, and :func:`give_back` clears the marker again.
 """
 
 import re
@@ -33,6 +39,9 @@ ALIAS_PREFIX = 'vif_plug_dyn'
 #: Interface alias prefix marking a device as adopted (configured, never
 #: deleted) by vif_plug_dyn.
 ADOPTED_PREFIX = 'vif_plug_dyn.adopted'
+#: Interface alias prefix marking a hypervisor's tap the library borrowed
+#: (cabled, never deleted or otherwise changed).
+BORROWED_PREFIX = 'vif_plug_dyn.borrowed'
 #: Longest interface alias the kernel keeps (IFALIASZ - 1).
 MAX_ALIAS = 255
 #: Longest bridge forward delay, in hundredths of a second.
@@ -117,6 +126,23 @@ def parse_adopted(alias: str | None) -> str | None:
     alias."""
     if alias and alias.startswith(ADOPTED_PREFIX + ':'):
         return alias[len(ADOPTED_PREFIX) + 1:] or None
+    return None
+
+
+def borrowed_alias(tag: str) -> str:
+    """Return the interface alias marking a tap as borrowed.
+
+    :param tag: the owner tag (already validated; the port id).
+    :returns: ``vif_plug_dyn.borrowed:<tag>``.
+    """
+    return '%s:%s' % (BORROWED_PREFIX, tag)
+
+
+def parse_borrowed(alias: str | None) -> str | None:
+    """Return the tag of a borrowing marker, ``None`` for any other
+    alias."""
+    if alias and alias.startswith(BORROWED_PREFIX + ':'):
+        return alias[len(BORROWED_PREFIX) + 1:] or None
     return None
 
 
@@ -323,6 +349,10 @@ SCHEMAS: dict[str, dict[str, tuple[Validator, Any]]] = {
               'tag': (check_tag, _REQUIRED)},
     'release': {'name': (validate.ifname, _REQUIRED),
                 'alias': (_restored_alias, None)},
+    'borrow': {'name': (validate.ifname, _REQUIRED),
+               'tag': (check_tag, _REQUIRED)},
+    'give_back': {'name': (validate.ifname, _REQUIRED),
+                  'missing_ok': (_boolean, True)},
     'add_address': {**_ADDRESS_FIELDS,
                     'broadcast': (addresses.check_ip, None),
                     'label': (addresses.check_label, None),
@@ -355,6 +385,9 @@ CREATE_OPS = frozenset(k for k in SCHEMAS if k.startswith('create_'))
 #: docstring); all others need a device it created.
 ADOPTED_OK = frozenset({'set_link', 'set_bridge', 'set_bond', 'adopt',
                         'release', 'add_address', 'del_address'})
+#: What :func:`set_link` may change on a borrowed tap: the cable (its
+#: master) and its up/down state, nothing else.
+BORROWED_OK = frozenset({'master', 'nomaster', 'up'})
 
 
 class CheckedOp(dict[str, Any]):
@@ -658,6 +691,34 @@ def release(name: str, alias: str | None = None) -> dict[str, Any]:
         vif_plug_dyn marker.
     """
     return _build('release', name=name, alias=alias)
+
+
+def borrow(name: str, tag: str) -> dict[str, Any]:
+    """Borrow a tap a hypervisor made, to cable it (see the module
+    docstring).
+
+    The daemon checks that it is a tap (rtnl kind ``tun`` with a MAC
+    address) that the library neither created nor adopted, and that it
+    carries no alias but a borrowing marker (borrowing again, under a new
+    tag, is fine). Its alias becomes ``vif_plug_dyn.borrowed:<tag>``.
+
+    :param name: the tap.
+    :param tag: the owner tag (the port id).
+    :raises InvalidField: a bad name or tag.
+    """
+    return _build('borrow', name=name, tag=tag)
+
+
+def give_back(name: str, missing_ok: bool = True) -> dict[str, Any]:
+    """Give a borrowed tap back to its maker: its alias is cleared (a tap
+    is only borrowed when it has none). Its master and state are left as
+    they are: take it off the bridge first (:func:`set_nomaster`).
+
+    :param missing_ok: a tap already gone (its maker deleted it) is not
+        an error.
+    :raises InvalidField: a bad name.
+    """
+    return _build('give_back', name=name, missing_ok=missing_ok)
 
 
 def add_address(name: str, address: str, prefix: int | None = None, *,

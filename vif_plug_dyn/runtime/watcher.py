@@ -10,7 +10,9 @@ dependencies`); the watcher keeps that map from the ledger and:
 * when a dependency vanishes, marks its ports ``degraded`` (one ledger
   transaction), lets their drivers tidy up (:meth:`~vif_plug_dyn.drivers.
   base.NetworkDriver.lost`, one call per network) and drops the guests'
-  links (the link follows the health);
+  links (the link follows the health); ports that only miss a tap their
+  hypervisor makes and deletes with the guest are ``waiting`` instead
+  (:meth:`~vif_plug_dyn.drivers.base.NetworkDriver.waits_for`);
 * when a dependency appears (back, or for the first time: ports
   ``waiting`` for a lower device that did not exist when they were
   requested), rebuilds the host side of its ports (:meth:`~vif_plug_dyn.
@@ -577,6 +579,8 @@ class Report:
     :ivar degraded: ports marked degraded (their dependency vanished).
     :ivar restored: ports whose host side was rebuilt and are healthy.
     :ivar failed: ports whose repair failed (tried again later).
+    :ivar waiting: ports whose hypervisor-made tap went away (they wait
+        for the next one).
     :ivar restore_calls: ``{network: driver restore() calls}``.
     :ivar lost_calls: ``{network: driver lost() calls}``.
     :ivar resyncs: how many resynchronisations the report covers.
@@ -593,6 +597,7 @@ class Report:
     degraded: list[str] = dataclasses.field(default_factory=list)
     restored: list[str] = dataclasses.field(default_factory=list)
     failed: list[str] = dataclasses.field(default_factory=list)
+    waiting: list[str] = dataclasses.field(default_factory=list)
     restore_calls: dict[str, int] = dataclasses.field(default_factory=dict)
     lost_calls: dict[str, int] = dataclasses.field(default_factory=dict)
 
@@ -604,6 +609,7 @@ class Report:
         self.degraded += other.degraded
         self.restored += other.restored
         self.failed += other.failed
+        self.waiting += other.waiting
         for mine, theirs in ((self.restore_calls, other.restore_calls),
                              (self.lost_calls, other.lost_calls)):
             for key, count in theirs.items():
@@ -943,18 +949,50 @@ class Watcher:
               report: Report) -> None:
         if not ids:
             return
-        degraded = self._set_health([records[i] for i in ids],
+        waiting = self._waiting(ids, records)
+        lost = [i for i in ids if i not in waiting]
+        degraded = self._set_health([records[i] for i in lost],
                                     ledger_mod.DEGRADED)
         report.degraded += [r.port.port_id for r in degraded]
+        # NOTE(vpd): a tap its hypervisor made went with the guest (nova's
+        # unplug): nothing failed, the port waits for the next one.
+        left = self._set_health([records[i] for i in sorted(waiting)],
+                                ledger_mod.WAITING)
+        report.waiting += [r.port.port_id for r in left]
         for name, group in sorted(self._by_network(ids, records).items()):
             self._call_lost(name, group, report)
-        self._tell_guests(degraded)
-        gone = sorted({dep for i in ids for dep in self.map.deps.get(i, ())
-                       if dep not in self.view})
-        LOG.warning('Host interface(s) %(devices)s gone: %(count)d port(s) '
-                    'degraded', {'devices': ', '.join(gone),
-                                 'count': len(ids)})
-        LOG.debug('Degraded ports: %s', ', '.join(ids))
+        self._tell_guests(degraded + left)
+        if lost:
+            gone = sorted({dep for i in lost
+                           for dep in self.map.deps.get(i, ())
+                           if dep not in self.view})
+            LOG.warning('Host interface(s) %(devices)s gone: %(count)d '
+                        'port(s) degraded', {'devices': ', '.join(gone),
+                                             'count': len(lost)})
+            LOG.debug('Degraded ports: %s', ', '.join(lost))
+        if waiting:
+            LOG.info('%(count)d port(s) wait for the tap their hypervisor '
+                     'makes: %(ports)s', {'count': len(waiting),
+                                          'ports': ', '.join(
+                                              sorted(waiting))})
+
+    def _waiting(self, ids: list[str],
+                 records: Mapping[str, ledger_mod.PortRecord]) -> set[str]:
+        """Those of ``ids`` that miss only devices their guest's
+        hypervisor makes (:meth:`~vif_plug_dyn.drivers.base.NetworkDriver.
+        waits_for`)."""
+        found = set()
+        for port_id in ids:
+            record = records[port_id]
+            network = self._network(record.network)
+            if network is None or record.endpoint is None:
+                continue
+            driver = self.manager.drivers.for_network(network)
+            missing = {d for d in self.map.deps.get(port_id, ())
+                       if d not in self.view}
+            if missing and missing <= set(driver.waits_for(record.endpoint)):
+                found.add(port_id)
+        return found
 
     def _call_lost(self, name: str, group: list[ledger_mod.PortRecord],
                    report: Report) -> None:

@@ -213,3 +213,29 @@ def test_vifopenvswitch_hypervisor_makes_tap_and_port(switch, profile):
     assert vif.vif_name not in _links(ns)
     os_vif.unplug(vif, _info())
     assert 'br-green' not in ovs.vsctl('list-br').split()
+
+
+def test_second_vifbridge_on_the_same_bridge(osvif_loaded):
+    """nova 31-33's route (Neutron bridge ports, os-vif 5): the second
+    VM's VIF finds its bridge already there (the library's, made for the
+    first)."""
+    ns, _ovs, _plugin = osvif_loaded
+    assert osvif.linux_bridge_providers() == []
+    alias = os_vif._EXT_MANAGER[osvif.LINUX_BRIDGE_NAME].obj
+    assert type(alias).__name__ == 'LinuxBridgePlugin'
+    vifs = []
+    for n in range(3):
+        port_id = str(uuid.uuid4())
+        vifs.append(osv_objects.vif.VIFBridge(
+            id=port_id, address='52:54:00:70:01:%02x' % n,
+            plugin=osvif.LINUX_BRIDGE_NAME,
+            network=_network('lan', 'br-lan'),
+            vif_name='tap' + port_id[:11], bridge_name='br-lan'))
+    for vif in vifs:
+        os_vif.plug(vif, _info())
+    assert 'br-lan' in _links(ns)
+    os_vif.unplug(vifs[0], _info())
+    assert 'br-lan' in _links(ns)
+    for vif in vifs[1:]:
+        os_vif.unplug(vif, _info())
+    assert 'br-lan' not in _links(ns)

@@ -6,9 +6,11 @@ import uuid
 import pytest
 from oslo_config import cfg
 
+from vif_plug_dyn import exception
 from vif_plug_dyn import manager as manager_mod
 from vif_plug_dyn import opts
 from vif_plug_dyn import ports
+from vif_plug_dyn.privsep import ops
 
 
 @pytest.fixture(autouse=True)
@@ -53,24 +55,91 @@ def conf(tmp_path):
 
 
 class FakeHost:
-    """Stands in for the privileged helper in unit tests: a host with no
-    devices, recording what it is asked."""
+    """Stands in for the privileged helper in unit tests, recording what
+    it is asked.
 
-    def __init__(self):
+    It knows the devices its batches made and removed, and those a test
+    adds (an operator's bridge: :meth:`add_link`), and answers like the
+    real helper: ``exists``/``get_link`` from what it knows, an empty or
+    malformed batch refused with the helper's own ``InvalidField``.
+    """
+
+    def __init__(self, links=None):
         self.batches = []
+        self.links = {}
+        for name, link in (links or {}).items():
+            self.add_link(name, **link)
+
+    def add_link(self, name, kind='bridge', owned=False, tag=None,
+                 master=None, alias=None):
+        """A device that exists on the fake host (not ours by default)."""
+        self._index = getattr(self, '_index', 1) + 1
+        self.links[name] = {'name': name, 'index': self._index,
+                            'kind': kind, 'owned': owned,
+                            'tag': tag, 'master': master, 'alias': alias,
+                            'adopted': False, 'borrowed': False,
+                            'borrowed_tag': None, 'up': True}
+
+    def _describe(self, link):
+        master = self.links.get(link['master'] or '')
+        return dict(link, master_index=master and master['index'])
 
     def list_links(self, master=None, kind=None):
-        return []
+        return [self._describe(link) for link in self.links.values()
+                if (master is None or link['master'] == master) and
+                (kind is None or link['kind'] == kind)]
+
+    def get_link(self, name):
+        if name not in self.links:
+            raise exception.DeviceNotFound(device=name)
+        return self._describe(self.links[name])
 
     def exists(self, name):
-        return False
+        return name in self.links
 
     def run(self, batch):
-        self.batches.append(batch)
+        # NOTE(vpd): the real helper's own check: an empty batch is
+        # refused as malformed, so a driver that sends one fails here too.
+        checked = ops.validate_batch(batch)
+        self.batches.append(list(batch))
+        for op in checked:
+            self._apply(op)
         return [{'status': 'ok'} for _ in batch]
 
+    def apply(self, batch, stop_on_error=True):
+        self.run(batch)
+        return [{'status': 'ok', 'error': None, 'name': op.get('name')}
+                for op in batch]
+
+    def _apply(self, op):
+        kind = op['op']
+        if kind.startswith('create_'):
+            self.add_link(op['name'], kind=_LINK_KINDS.get(kind, kind[7:]),
+                          owned=True, tag=op.get('tag'),
+                          master=op.get('master'))
+        elif kind == 'delete':
+            for name in op['names']:
+                self.links.pop(name, None)
+            for link in self.links.values():
+                if link['master'] in op['names']:
+                    link['master'] = None
+        elif kind == 'set_link' and op['name'] in self.links:
+            link = self.links[op['name']]
+            if op['master'] is not None:
+                link['master'] = op['master']
+            if op['nomaster']:
+                link['master'] = None
+        elif kind == 'borrow' and op['name'] in self.links:
+            self.links[op['name']].update(borrowed=True,
+                                          borrowed_tag=op['tag'])
+        elif kind == 'give_back' and op['name'] in self.links:
+            self.links[op['name']].update(borrowed=False, borrowed_tag=None)
+
     def delete(self, names, missing_ok=True):
-        self.batches.append([{'op': 'delete', 'names': list(names)}])
+        return self.run([ops.delete(list(names), missing_ok)])[0]
+
+
+_LINK_KINDS = {'create_tap': 'tun'}
 
 
 @pytest.fixture

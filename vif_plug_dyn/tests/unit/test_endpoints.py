@@ -27,6 +27,8 @@ def all_endpoints():
         endpoints.HostdevEndpoint(pci_address='0000:3b:10.1', vlan=42,
                                   **COMMON),
         endpoints.EthernetEndpoint(tap='vpd1', queues=2, **COMMON),
+        endpoints.EthernetEndpoint(tap='tap6f1c7c4e-8a', borrowed=True,
+                                   **COMMON),
         endpoints.NetworkEndpoint(source_network='default',
                                   portgroup='web', **COMMON),
     ]
@@ -36,7 +38,7 @@ def all_endpoints():
                          ids=lambda e: e.type)
 def test_round_trip_through_json(endpoint):
     primitive = json.loads(json.dumps(endpoint.to_primitive()))
-    assert primitive['vpd.version'] == '1.1'
+    assert primitive['vpd.version'] == type(endpoint).VERSION
     again = endpoints.from_primitive(primitive)
     assert again == endpoint
     assert type(again) is type(endpoint)
@@ -194,3 +196,13 @@ def test_request_validation():
         ports.EndpointRequest(port=port, options={'a': 'b\n'})
     with pytest.raises(exception.InvalidField, match='field port'):
         ports.EndpointRequest(port='x')
+
+
+def test_borrowed_is_dropped_for_older_readers():
+    endpoint = endpoints.EthernetEndpoint(tap='tap6f1c7c4e-8a',
+                                          borrowed=True, **COMMON)
+    old = endpoint.to_primitive('1.1')
+    assert 'borrowed' not in old['vpd.data']
+    assert endpoints.from_primitive(old).borrowed is False
+    with pytest.raises(exception.InvalidField, match='borrowed'):
+        endpoints.EthernetEndpoint(tap='tap0', borrowed='yes', **COMMON)

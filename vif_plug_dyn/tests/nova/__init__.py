@@ -1,0 +1,1 @@
+"""Tests driving the library with nova's own code (``tox -e nova``)."""
