@@ -249,6 +249,18 @@ class AgentClient:
         except oslo_messaging.MessagingException as exc:
             raise exception.AgentUnreachable(host=self.host, method=method,
                                              reason=str(exc)) from None
+        except Exception as exc:
+            # NOTE(vpd): Python's own exceptions are always rebuilt by
+            # oslo.messaging (an agent's dispatcher failing a call it
+            # could not even start); the caller gets the library's type,
+            # with the first line of the message (the rest is the
+            # agent's traceback).
+            name = type(exc).__name__
+            if name.endswith(_REMOTE):
+                name = name[:-len(_REMOTE)]
+            raise exception.AgentCallFailed(
+                host=self.host, method=method, reason='%s: %s' % (
+                    name, str(exc).split('\n', 1)[0])) from None
 
     def cast(self, method: str, **kwargs: Any) -> None:
         """Send ``method`` without waiting for it to run (errors stay in

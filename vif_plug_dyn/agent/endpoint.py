@@ -102,7 +102,7 @@ def typed(func: _F) -> _F:
         except Exception as exc:  # noqa: BLE001 - answered, typed
             LOG.exception('%s failed unexpectedly', func.__name__)
             error = exception.AgentCallFailed(
-                host=self.host, method=func.__name__,
+                host=self._host, method=func.__name__,
                 reason='%s: %s' % (type(exc).__name__, exc))
         try:
             raise error
@@ -125,34 +125,36 @@ class AgentEndpoint:
                                    version=agent.RPC_API_VERSION)
 
     def __init__(self, service: Any) -> None:
-        self.service = service
-        self.host = service.host
+        # NOTE(vpd): every attribute but the API's methods is private:
+        # oslo.messaging dispatches any public name a caller sends.
+        self._service = service
+        self._host = service.host
 
     @property
-    def manager(self) -> Any:
-        return self.service.manager
+    def _manager(self) -> Any:
+        return self._service.manager
 
     @property
-    def notifier(self) -> Any:
-        return self.service.notifier
+    def _notifier(self) -> Any:
+        return self._service.notifier
 
     # -- host ---------------------------------------------------------------
 
     @typed
     def capabilities(self, ctxt: Any) -> dict[str, Any]:
-        result = self.manager.host_capabilities()
-        result.update(host=self.host, rpc_api_version=agent.RPC_API_VERSION,
-                      hypervisor=self.service.hypervisor_name())
+        result = self._manager.host_capabilities()
+        result.update(host=self._host, rpc_api_version=agent.RPC_API_VERSION,
+                      hypervisor=self._service.hypervisor_name())
         return result
 
     @typed
     def reconcile(self, ctxt: Any) -> dict[str, list[str]]:
-        return self.manager.reconcile()
+        return self._manager.reconcile()
 
     @typed
     def port_status(self, ctxt: Any, port_ids: list[str] | None = None,
                     network: str | None = None) -> list[dict[str, Any]]:
-        ledger = self.manager.ledger
+        ledger = self._manager.ledger
         if port_ids is not None:
             if not isinstance(port_ids, list):
                 raise exception.InvalidField(field='port_ids',
@@ -178,9 +180,9 @@ class AgentEndpoint:
                                   'connected': connected}
         if accepted_types is not None:
             kwargs['accepted_types'] = accepted_types
-        made = self.manager.request_endpoints(ports, **kwargs)
+        made = self._manager.request_endpoints(ports, **kwargs)
         if connected:
-            self.notifier.emit(
+            self._notifier.emit(
                 agent.EVENT_PLUGGED,
                 [e for e in made if before.get(e.port_id) != e.network],
                 self._timings(started, len(made)))
@@ -190,7 +192,7 @@ class AgentEndpoint:
     def release_endpoints(self, ctxt: Any, port_ids: list[str]) -> None:
         started = time.monotonic()
         known = self._records(port_ids)
-        self.manager.release_endpoints(port_ids)
+        self._manager.release_endpoints(port_ids)
         self._released(known, started)
 
     @typed
@@ -202,7 +204,7 @@ class AgentEndpoint:
         kwargs: dict[str, Any] = {'options': options}
         if accepted_types is not None:
             kwargs['accepted_types'] = accepted_types
-        endpoint = self.manager.plug(port, **kwargs)
+        endpoint = self._manager.plug(port, **kwargs)
         if before.get(endpoint.port_id) != endpoint.network:
             self._notify_plugged(endpoint, started, before)
         return endpoint
@@ -211,7 +213,7 @@ class AgentEndpoint:
     def unplug(self, ctxt: Any, port_id: str) -> None:
         started = time.monotonic()
         known = self._records([port_id])
-        self.manager.unplug(port_id)
+        self._manager.unplug(port_id)
         self._released(known, started)
 
     # -- cable ----------------------------------------------------------------
@@ -221,7 +223,7 @@ class AgentEndpoint:
                 network: str | None = None) -> Any:
         started = time.monotonic()
         before = self._plugged([port_id])
-        endpoint = self.manager.connect(port_id, network)
+        endpoint = self._manager.connect(port_id, network)
         if before.get(endpoint.port_id) != endpoint.network:
             self._notify_plugged(endpoint, started, before)
         return endpoint
@@ -230,8 +232,8 @@ class AgentEndpoint:
     def disconnect(self, ctxt: Any, port_id: str) -> Any:
         started = time.monotonic()
         known = self._records([port_id])
-        endpoint = self.manager.disconnect(port_id)
-        self.notifier.emit(
+        endpoint = self._manager.disconnect(port_id)
+        self._notifier.emit(
             agent.EVENT_UNPLUGGED,
             [r for r in known.values() if r.cable == ledger_mod.PLUGGED],
             self._timings(started, 1))
@@ -239,7 +241,7 @@ class AgentEndpoint:
 
     @typed
     def set_link_state(self, ctxt: Any, port_id: str, state: str) -> None:
-        self.manager.set_link_state(port_id, state)
+        self._manager.set_link_state(port_id, state)
 
     # -- migration ------------------------------------------------------------
 
@@ -248,12 +250,12 @@ class AgentEndpoint:
                 dest_uri: str, migrate_uri: str | None = None,
                 rewrites: dict[str, str] | None = None) -> dict[str, Any]:
         started = time.monotonic()
-        result, records = self.service.migrate(
+        result, records = self._service.migrate(
             domain, destination, dest_uri, migrate_uri=migrate_uri,
             rewrites=rewrites)
         took = time.monotonic() - started
-        self.notifier.forget(result.released)
-        self.notifier.emit(
+        self._notifier.forget(result.released)
+        self._notifier.emit(
             agent.EVENT_UNPLUGGED,
             [r for r in records if r.cable == ledger_mod.PLUGGED],
             self._timings(started, len(records)),
@@ -270,7 +272,7 @@ class AgentEndpoint:
             return {}
         ids = [p for p in port_ids if isinstance(p, str)]
         try:
-            return self.manager.ledger.records_by_id(ids)
+            return self._manager.ledger.records_by_id(ids)
         except exception.VifPlugDynException:
             # NOTE(vpd): a malformed id: the manager call that follows
             # raises the typed error naming it.
@@ -285,15 +287,15 @@ class AgentEndpoint:
 
     def _released(self, known: dict[str, ledger_mod.PortRecord],
                   started: float) -> None:
-        self.notifier.forget(known)
-        self.notifier.emit(
+        self._notifier.forget(known)
+        self._notifier.emit(
             agent.EVENT_UNPLUGGED,
             [r for r in known.values() if r.cable == ledger_mod.PLUGGED],
             self._timings(started, len(known)), released=True)
 
     def _notify_plugged(self, endpoint: Any, started: float,
                         before: dict[str, str]) -> None:
-        self.notifier.emit(agent.EVENT_PLUGGED, [endpoint],
+        self._notifier.emit(agent.EVENT_PLUGGED, [endpoint],
                            self._timings(started, 1),
                            moved_from=before.get(endpoint.port_id))
 

@@ -177,6 +177,10 @@ def test_errors_come_back_typed(hosts):
     with pytest.raises(exception.AgentCallFailed) as err:
         a.client.call('capabilities', version='1.7')
     assert 'UnsupportedVersion' in str(err.value)
+    # a name that is not a method: Python's own error, typed, one line
+    with pytest.raises(exception.AgentCallFailed) as err:
+        a.client.call('target')
+    assert '\n' not in str(err.value)
     assert a.client.port_status() == []
 
 

@@ -164,8 +164,9 @@ def test_errors_are_typed(bus, monkeypatch, caplog):
     assert str(err.value) == ('Agent hosta failed capabilities: '
                               'RuntimeError: a bug')
     # private names and unknown methods are not served
-    with pytest.raises(exception.AgentCallFailed):
-        client.call('_records', port_ids=[])
+    for name in ('_records', '_manager', 'target'):
+        with pytest.raises(exception.AgentCallFailed):
+            client.call(name)
     with pytest.raises(exception.AgentCallFailed) as err:
         client.call('capabilities', version='1.1')
     assert 'UnsupportedVersion' in str(err.value)
