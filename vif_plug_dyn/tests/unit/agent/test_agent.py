@@ -318,3 +318,23 @@ def test_wire_helpers():
                               'endpoint': None, 'state': 'active',
                               'cable': 'plugged', 'health': 'ok',
                               'updated': 0, 'link': 'follow'})
+
+
+def test_a_bus_that_is_down_is_unreachable_in_bounded_time(conf,
+                                                           monkeypatch):
+    """oslo.messaging retries the reply queue's connection forever: the
+    first call of a transport is bounded by its timeout plus a grace."""
+    agent.register_opts(conf)
+    monkeypatch.setattr(rpc, 'CONNECT_GRACE', 0.5)
+    # NOTE: port 1 of 127.0.0.1: nothing listens there, nothing leaves
+    # the machine
+    transport = rpc.get_transport(conf, url='rabbit://u:p@127.0.0.1:1/')
+    client = rpc.AgentClient('hosta', conf, transport=transport,
+                             timeout=0.5, retry=0)
+    started = time.monotonic()
+    with pytest.raises(exception.AgentUnreachable) as err:
+        client.capabilities()
+    assert time.monotonic() - started < 5
+    assert str(err.value) == ('Cannot reach agent hosta for capabilities '
+                              'through the message bus: no connection to '
+                              'the message bus within 1 s')
