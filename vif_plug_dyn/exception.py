@@ -419,6 +419,32 @@ class VIFMismatch(VifPlugDynException):
                'will configure it: %(reason)s')
 
 
+# --- host interfaces: persisted values, verification, documents -------------
+
+class UnsafeHostInterfaceValue(VifPlugDynException, ValueError):
+    """A persistent writer refused a value it cannot write safely (a
+    control character, a character that means something in the file's
+    syntax, an overlong value)."""
+
+    msg_fmt = ('Refusing to write host interface %(name)s to %(target)s: '
+               '%(field)s %(reason)s')
+
+
+class HostInterfaceVerifyFailed(VifPlugDynException):
+    """After an apply, the kernel does not show what the definition
+    sets."""
+
+    msg_fmt = ('Host interface %(name)s: after the %(action)s, %(device)s '
+               '%(field)s is %(found)s, the definition sets %(wanted)s%('
+               'more)s; %(restored)s')
+
+
+class InvalidInterfaceDocument(VifPlugDynException, ValueError):
+    """A document of several host interface definitions is invalid."""
+
+    msg_fmt = 'Invalid host interface document %(source)s: %(reason)s'
+
+
 # --- the agent and its message bus -------------------------------------------
 
 class AgentTimeout(VifPlugDynException, TimeoutError):

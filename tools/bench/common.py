@@ -194,7 +194,7 @@ def machine_facts() -> dict[str, Any]:
             'memory_gib': round(memory_kb / 1024 / 1024, 1),
             'kernel': platform.release(),
             'python': platform.python_version(),
-            'date': datetime.datetime.now(datetime.timezone.utc).strftime(
+            'date': datetime.datetime.now(datetime.UTC).strftime(
                 '%Y-%m-%d %H:%M UTC')}
 
 

@@ -26,6 +26,7 @@ from vif_plug_dyn import ports
 from vif_plug_dyn import privsep
 from vif_plug_dyn.drivers import taps
 from vif_plug_dyn.hostif import api as hostif_api
+from vif_plug_dyn.hostif import document as hostif_document
 from vif_plug_dyn.hostif import model
 
 EXIT_ERROR = 2
@@ -248,7 +249,15 @@ def _iface_dumpxml(api: hostif_api.HostInterfaceAPI,
 
 def _iface_begin(api: hostif_api.HostInterfaceAPI,
                  args: argparse.Namespace) -> Any:
-    return api.change_begin()
+    return api.change_begin(timeout=args.timeout)
+
+
+def _iface_status(api: hostif_api.HostInterfaceAPI,
+                  args: argparse.Namespace) -> Any:
+    # NOTE(vpd): like every command, first roll back a transaction whose
+    # deadline has passed.
+    api.recover()
+    return {'transaction': api.transaction()}
 
 
 def _iface_commit(api: hostif_api.HostInterfaceAPI,
@@ -266,6 +275,20 @@ def _iface_rollback(api: hostif_api.HostInterfaceAPI,
             report['errors'] + report['unrestorable'] +
             report['differences']))
     return report
+
+
+def _iface_apply(api: hostif_api.HostInterfaceAPI,
+                 args: argparse.Namespace) -> Any:
+    with open(args.file, 'rb') as handle:
+        # NOTE(vpd): one byte more than a document may have, so that an
+        # oversized file is refused by its size, not read whole.
+        text = handle.read(hostif_document.MAX_DOCUMENT + 1)
+    return api.apply(text, dry_run=args.dry_run, source=args.file)
+
+
+def _iface_diff(api: hostif_api.HostInterfaceAPI,
+                args: argparse.Namespace) -> Any:
+    return api.diff(args.name)
 
 
 def _iface_recover(api: hostif_api.HostInterfaceAPI,
@@ -301,14 +324,30 @@ def _add_iface_parser(sub: Any) -> None:
                '--live the live state, as XML')
     dump.add_argument('--live', action='store_true',
                       help='read the live device instead')
-    add('change-begin', _iface_begin, 'snapshot the host interfaces '
-        '(start a transaction)', with_name=False)
+    begin = add('change-begin', _iface_begin, 'snapshot the host '
+                'interfaces (start a transaction)', with_name=False)
+    begin.add_argument('--timeout', type=float, metavar='SECONDS',
+                       help='roll back by itself unless change-commit '
+                            'comes within SECONDS (the safe way to change '
+                            'a remote host)')
+    add('change-status', _iface_status, 'the open transaction and its '
+        'deadline', with_name=False)
     add('change-commit', _iface_commit, 'keep the changes since '
         'change-begin', with_name=False)
     add('change-rollback', _iface_rollback, 'put back the host '
         'interfaces as they were at change-begin', with_name=False)
     add('recover', _iface_recover, 'undo a start or stop that died half '
         'way', with_name=False)
+    apply = add('apply', _iface_apply, 'define and start every interface '
+                'of a document (XML <interfaces>, YAML or JSON) in one go, '
+                'all or nothing', with_name=False)
+    apply.add_argument('file')
+    apply.add_argument('--dry-run', action='store_true',
+                       help='print what would be created, changed and '
+                            'removed (devices, fields, files); change '
+                            'nothing')
+    add('diff', _iface_diff, 'what differs between a definition, the live '
+        'host and the persisted files')
 
 
 def _add_port_args(parser: argparse.ArgumentParser) -> None:
@@ -490,9 +529,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_iface(conf: cfg.ConfigOpts, args: argparse.Namespace) -> Any:
+    api = None
     try:
-        return args.func(hostif_api.HostInterfaceAPI(conf), args)
+        api = hostif_api.HostInterfaceAPI(conf)
+        return args.func(api, args)
     finally:
+        if api is not None:
+            # NOTE(vpd): what happened by itself since the last command
+            # (a timed transaction rolled back) is reported once, on
+            # standard error, whatever this command did.
+            for notice in api.take_notices():
+                sys.stderr.write('warning: %s\n' % notice.get('message'))
         # NOTE(vpd): wait for the privileged daemon this command started
         # to exit (it holds the network namespace open).
         privsep.stop()

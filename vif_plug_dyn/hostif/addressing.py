@@ -21,6 +21,7 @@ of the element.
 
 import dataclasses
 import ipaddress
+import re
 
 from vif_plug_dyn import exception
 from vif_plug_dyn import objects
@@ -31,6 +32,16 @@ IPV6 = 'ipv6'
 #: The address families of a ``<protocol>`` element.
 FAMILIES = (IPV4, IPV6)
 _VERSION = {IPV4: 4, IPV6: 6}
+#: The characters of a textual IPv4 or IPv6 address (no zone id).
+_ADDRESS_RE = re.compile(r'[0-9A-Fa-f:.]+')
+#: Longest textual address (an IPv6 address with an IPv4 tail).
+_MAX_ADDRESS = 45
+
+
+def _cut(value: str) -> str:
+    # NOTE(vpd): errors name the value, but never repeat a huge one.
+    return value if len(value) <= 48 else '%s... (%d characters)' % (
+        value[:48], len(value))
 
 
 def _fail(field: str, value: object, reason: str
@@ -42,6 +53,16 @@ def _parse_ip(value: object, field: str
               ) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if not isinstance(value, str):
         raise _fail(field, value, 'must be a string')
+    # NOTE(vpd): ipaddress accepts IPv6 zone ids ("fe80::1%eth0") with
+    # any character in them, newlines included, and these values end up
+    # in files root runs at boot. A zone id names a device of one host
+    # and is never needed in a definition (the interface is the zone):
+    # refuse it, and anything but the characters of an address.
+    if len(value) > _MAX_ADDRESS or not _ADDRESS_RE.fullmatch(value):
+        reason = ('has a zone id (%...); a definition never needs one, '
+                  'the interface is the zone' if '%' in value else
+                  'is not an IP address')
+        raise _fail(field, _cut(value), reason)
     try:
         address = ipaddress.ip_address(value)
     except ValueError:

@@ -23,7 +23,6 @@ host back if a previous start or stop died half way
 """
 
 import builtins
-import datetime
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -34,12 +33,18 @@ from oslo_config import cfg
 from vif_plug_dyn import exception
 from vif_plug_dyn import host as host_mod
 from vif_plug_dyn import opts
+from vif_plug_dyn.hostif import desired
+from vif_plug_dyn.hostif import diff as diff_mod
+from vif_plug_dyn.hostif import document as document_mod
 from vif_plug_dyn.hostif import journal as journal_mod
 from vif_plug_dyn.hostif import live as live_mod
 from vif_plug_dyn.hostif import model
 from vif_plug_dyn.hostif import plan as plan_mod
 from vif_plug_dyn.hostif import state as state_mod
 from vif_plug_dyn.hostif import store as store_mod
+from vif_plug_dyn.hostif import transactions
+from vif_plug_dyn.hostif import verify as verify_mod
+from vif_plug_dyn.hostif import watchdog as watchdog_mod
 from vif_plug_dyn.hostif.backends import base
 from vif_plug_dyn.hostif.backends import ifupdown
 from vif_plug_dyn.hostif.backends import keyfile
@@ -72,12 +77,7 @@ def make_backends(names: Iterable[str], root: str = '/'
     return out
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(
-        timespec='seconds')
-
-
-class HostInterfaceAPI:
+class HostInterfaceAPI(transactions.TransactionsMixin):
     """Define, start, stop, inspect and transact host interfaces.
 
     :param conf: the configuration (``cfg.CONF`` if omitted).
@@ -86,13 +86,18 @@ class HostInterfaceAPI:
     :param store: the definition store (built from ``interface_dir``,
         ``interface_backends`` and ``interface_root`` if omitted).
     :param step_hook: see :class:`~vif_plug_dyn.hostif.live.LiveBackend`.
+    :param timer: what rolls a timed transaction back (a
+        :class:`~vif_plug_dyn.hostif.watchdog.ProcessTimer` if omitted;
+        see :mod:`vif_plug_dyn.hostif.watchdog` for the agent's hook).
     :raises InvalidHostInterface: a definition file is invalid.
     """
 
     def __init__(self, conf: cfg.ConfigOpts | None = None,
                  host: host_mod.HostNetwork | None = None,
                  store: store_mod.InterfaceStore | None = None,
-                 step_hook: live_mod.StepHook | None = None) -> None:
+                 step_hook: live_mod.StepHook | None = None,
+                 timer: watchdog_mod.TransactionTimer | None = None
+                 ) -> None:
         self.conf = cfg.CONF if conf is None else conf
         opts.register_opts(self.conf)
         group = self.conf[opts.GROUP]
@@ -109,6 +114,9 @@ class HostInterfaceAPI:
         self.journal = journal_mod.Journal(
             os.path.join(group.state_path, 'hostif'), group.lock_timeout)
         self.netns: str | None = group.netns
+        self.timer: watchdog_mod.TransactionTimer = (
+            timer if timer is not None
+            else watchdog_mod.ProcessTimer(self.conf))
 
     # -- definitions ----------------------------------------------------------
 
@@ -199,6 +207,10 @@ class HostInterfaceAPI:
             missing.
         :raises HostInterfaceApplyFailed: a step failed; the message says
             whether the host was restored exactly.
+        :raises HostInterfaceVerifyFailed: the kernel does not show what
+            the definition sets (read back after the apply); the host was
+            put back, or inside a transaction the transaction was rolled
+            back.
         """
         return self._change(name, 'start')
 
@@ -211,6 +223,7 @@ class HostInterfaceAPI:
         :raises HostInterfaceNotFound: no such definition.
         :raises HostInterfaceApplyFailed: a step failed; the host was
             put back.
+        :raises HostInterfaceVerifyFailed: see :meth:`start`.
         """
         return self._change(name, 'stop')
 
@@ -229,19 +242,25 @@ class HostInterfaceAPI:
                     records[device] = live.links[device].get('alias')
                 self.journal.set_adoptions(records)
             if plan.steps:
-                self._apply(plan, live)
+                self._apply(plan, live, definition)
             return plan.summary()
 
-    def _apply(self, plan: plan_mod.Plan,
-               snapshot: state_mod.HostState) -> None:
+    def _apply(self, plan: plan_mod.Plan, snapshot: state_mod.HostState,
+               definition: model.HostInterface) -> None:
         # NOTE(vpd): the snapshot is on disk before the first privileged
         # step, so a crash half way can still be undone (see _recover).
         self.journal.save(journal_mod.APPLY, {
             'action': plan.action, 'name': plan.definition,
-            'netns': self.netns, 'at': _now(),
+            'netns': self.netns, 'at': transactions.now(),
             'state': snapshot.to_primitive()})
         try:
             self.live.execute(plan)
+            # NOTE(vpd): success is what the kernel shows, not what the
+            # requests said: read it back.
+            after = self.live.state()
+            mismatches = (verify_mod.check_start(definition, after)
+                          if plan.action == 'start' else
+                          verify_mod.check_stop(definition, plan, after))
         except BaseException as exc:
             report = self.live.restore(snapshot)
             self.journal.clear(journal_mod.APPLY)
@@ -254,11 +273,45 @@ class HostInterfaceAPI:
                                   kwargs.get('step', '?')),
                 reason=kwargs.get('reason', str(exc)),
                 restored=_restored_text(report), report=report) from exc
+        if mismatches:
+            self._verify_failed(plan, snapshot, mismatches)
         self.journal.clear(journal_mod.APPLY)
 
+    def _verify_failed(self, plan: plan_mod.Plan,
+                       snapshot: state_mod.HostState,
+                       mismatches: builtins.list[verify_mod.Mismatch]
+                       ) -> None:
+        """Undo an apply the kernel does not show as asked, and raise:
+        inside a transaction the whole transaction is rolled back."""
+        LOG.warning('%s of host interface %s: the kernel does not show '
+                    'what was asked: %s', plan.action, plan.definition,
+                    '; '.join(str(m) for m in mismatches))
+        transaction = self.journal.load(journal_mod.TRANSACTION)
+        if transaction is not None:
+            # NOTE(vpd): the transaction's snapshot is older than this
+            # apply's and covers it.
+            self.journal.clear(journal_mod.APPLY)
+            report = self._roll_back(transaction)
+            restored = 'the transaction begun %s was rolled back: %s' % (
+                transaction.get('began'), _restored_text(report))
+        else:
+            report = self.live.restore(snapshot)
+            self.journal.clear(journal_mod.APPLY)
+            restored = _restored_text(report)
+        first = mismatches[0]
+        raise exception.HostInterfaceVerifyFailed(
+            name=plan.definition, action=plan.action, device=first.device,
+            field=first.field, found=verify_mod.shown(first.found),
+            wanted=verify_mod.shown(first.wanted),
+            more='' if len(mismatches) == 1 else ' (and %d more)' % (
+                len(mismatches) - 1),
+            restored=restored,
+            mismatches=[m.to_dict() for m in mismatches], report=report)
+
     def recover(self) -> dict[str, Any] | None:
-        """Put the host back if a start or stop died half way (every
-        change does this first).
+        """Put the host back if a start or stop died half way, and roll
+        back a transaction whose timeout expired (every change does this
+        first).
 
         :returns: the restore report (see :meth:`.live.LiveBackend.
             restore`), or ``None`` when nothing was left half done.
@@ -270,7 +323,15 @@ class HostInterfaceAPI:
 
     def _recover(self) -> dict[str, Any] | None:
         """Undo a start or stop that died half way (its snapshot is still
-        in the journal)."""
+        in the journal), then roll back a transaction whose deadline has
+        passed."""
+        self._last_expired = None
+        report = self._recover_apply()
+        document = desired.recover(self)
+        self._expire_due()
+        return report or document
+
+    def _recover_apply(self) -> dict[str, Any] | None:
         document = self.journal.load(journal_mod.APPLY)
         if document is None:
             return None
@@ -291,6 +352,38 @@ class HostInterfaceAPI:
                        'this configuration serves %s' % (
                            document.get('netns') or '(the host)',
                            self.netns or '(the host)'))
+
+    # -- whole desired states ----------------------------------------------
+
+    def apply(self, document: document_mod.Document | str | bytes,
+              dry_run: bool = False, source: str = '<string>'
+              ) -> dict[str, Any]:
+        """Apply a document of several definitions in one go, all or
+        nothing; with ``dry_run`` only say what it would do (see
+        :mod:`vif_plug_dyn.hostif.desired`).
+
+        :param document: a :class:`~vif_plug_dyn.hostif.document.
+            Document`, or its text (XML, YAML or JSON).
+        :param source: where the text came from, used in errors.
+        :returns: the plan: ``definitions``, ``devices`` (per device:
+            ``action`` and ``fields`` with ``from``/``to``), ``files``,
+            ``not_applied``, ``changed`` and ``applied``.
+        :raises InvalidInterfaceDocument: the document is invalid.
+        :raises HostInterfaceApplyFailed: a step failed; the host, the
+            definitions and the files were put back.
+        :raises HostInterfaceVerifyFailed: see :meth:`start`.
+        """
+        if not isinstance(document, document_mod.Document):
+            document = document_mod.parse(document, source)
+        return desired.apply(self, document, dry_run=dry_run)
+
+    def diff(self, name: str) -> dict[str, Any]:
+        """What differs between a definition, the live host and the
+        persisted files (see :func:`vif_plug_dyn.hostif.diff.diff`).
+
+        :raises HostInterfaceNotFound: no such definition.
+        """
+        return diff_mod.diff(self, name)
 
     # -- reading -------------------------------------------------------------
 
@@ -345,126 +438,6 @@ class HostInterfaceAPI:
         :raises DeviceNotFound: no such device.
         """
         return self.live.dump_live(name)
-
-    # -- transactions ----------------------------------------------------
-
-    def transaction(self) -> dict[str, Any] | None:
-        """The open transaction (``began``, ``netns``), or ``None``."""
-        document = self.journal.load(journal_mod.TRANSACTION)
-        if document is None:
-            return None
-        return {'began': document.get('began'),
-                'netns': document.get('netns')}
-
-    def change_begin(self) -> dict[str, Any]:
-        """Snapshot the host's links and addresses, the definitions and
-        the adoption records (``virsh iface-begin``).
-
-        :raises TransactionError: a transaction is already open.
-        """
-        with self.journal.lock():
-            self._recover()
-            current = self.journal.load(journal_mod.TRANSACTION)
-            if current is not None:
-                raise exception.TransactionError(
-                    reason='a transaction is already open (begun %s); '
-                           'commit or roll it back first'
-                           % current.get('began'))
-            live = self.live.state()
-            began = _now()
-            definitions = {str(d.name): d.to_xml()
-                           for d in self.store.list()}
-            self.journal.save(journal_mod.TRANSACTION, {
-                'began': began, 'netns': self.netns,
-                'state': live.to_primitive(), 'definitions': definitions,
-                'adoptions': self.journal.adoptions()})
-        return {'began': began, 'links': len(live.links),
-                'definitions': len(definitions)}
-
-    def change_commit(self) -> dict[str, Any]:
-        """Keep every change since :meth:`change_begin`
-        (``virsh iface-commit``).
-
-        :raises TransactionError: no transaction is open.
-        """
-        with self.journal.lock():
-            document = self._open_transaction()
-            self.journal.clear(journal_mod.TRANSACTION)
-        return {'committed': document.get('began')}
-
-    def change_rollback(self) -> dict[str, Any]:
-        """Put the host and the definitions back as they were at
-        :meth:`change_begin` (``virsh iface-rollback``); works from a new
-        process after a crash.
-
-        :returns: ``rolled_back`` (when the transaction began),
-            ``restored``, ``errors``, ``unrestorable``, ``differences``
-            (see :meth:`.live.LiveBackend.restore`) and ``definitions``.
-        :raises TransactionError: no transaction is open, or it belongs to
-            another namespace.
-        """
-        with self.journal.lock():
-            self._recover()
-            document = self._open_transaction()
-            self._check_netns(document)
-            report = self.live.restore(state_mod.HostState.from_dump(
-                document['state']))
-            report['definitions'] = self._restore_definitions(
-                document.get('definitions') or {})
-            self.journal.set_adoptions(dict(document.get('adoptions') or
-                                            {}))
-            self.journal.clear(journal_mod.TRANSACTION)
-        report['rolled_back'] = document.get('began')
-        return report
-
-    def _open_transaction(self) -> dict[str, Any]:
-        document = self.journal.load(journal_mod.TRANSACTION)
-        if document is None:
-            raise exception.TransactionError(
-                reason='no transaction is open (use change-begin)')
-        return document
-
-    def _restore_definitions(self, saved: dict[str, str]
-                             ) -> dict[str, builtins.list[str]]:
-        current = {str(d.name): d for d in self.store.list()}
-        wanted = {name: model.HostInterface.from_xml(text, source=name)
-                  for name, text in saved.items()}
-        added = sorted(n for n in current if n not in wanted)
-        changed = sorted(n for n in wanted if n in current and
-                         current[n].to_xml() != wanted[n].to_xml())
-        removed = sorted(n for n in wanted if n not in current)
-        # NOTE(vpd): definitions check each other (a device has one
-        # definition, a VLAN's parent must not vanish): undefine what is
-        # new first, then put back the changed ones before the removed
-        # ones, retrying while that makes progress.
-        undone, errors = _until_stuck(self.store.undefine, added)
-        redone, more = _until_stuck(
-            lambda n: self.store.define(wanted[n], replace=True),
-            changed + removed)
-        return {'undefined': undone, 'redefined': redone,
-                'errors': errors + more}
-
-
-def _until_stuck(action: Callable[[str], Any], names: list[str]
-                 ) -> tuple[list[str], list[str]]:
-    done: list[str] = []
-    pending = list(names)
-    errors: dict[str, str] = {}
-    while pending:
-        progress = False
-        for name in list(pending):
-            try:
-                action(name)
-            except exception.VifPlugDynException as exc:
-                errors[name] = str(exc)
-                continue
-            done.append(name)
-            pending.remove(name)
-            errors.pop(name, None)
-            progress = True
-        if not progress:
-            break
-    return done, [errors[n] for n in pending if n in errors]
 
 
 def _restored_text(report: dict[str, Any]) -> str:

@@ -12,9 +12,19 @@ recoverable.
 ``apply.json``
     the snapshot of one start or stop while it runs; if the process dies
     half way, the next change finds it and puts the host back first;
+``document.json``
+    the snapshot of an ``iface apply`` while it runs (links and
+    addresses, definitions, adoption records): all or nothing, even if
+    the process dies half way;
 ``adoptions.json``
     the alias each adopted device had, given back when its definition is
     undefined;
+``notices.json``
+    automatic rollbacks (a transaction whose timeout expired) not yet
+    reported: the next command reports them, once;
+``watchdog.pid``, ``watchdog.log``
+    the process that rolls a timed transaction back
+    (:mod:`vif_plug_dyn.hostif.watchdog`), and what it did;
 ``lock``
     an advisory lock (``flock``) held by every change, so two processes
     (the CLI and an agent) never apply at the same time.
@@ -39,7 +49,9 @@ VERSION = 1
 TRANSACTION = 'transaction'
 APPLY = 'apply'
 ADOPTIONS = 'adoptions'
-_KINDS = (TRANSACTION, APPLY, ADOPTIONS)
+NOTICES = 'notices'
+DOCUMENT = 'document'
+_KINDS = (TRANSACTION, APPLY, ADOPTIONS, NOTICES, DOCUMENT)
 
 
 class Journal:
@@ -61,16 +73,18 @@ class Journal:
         return os.path.join(self.directory, kind + '.json')
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
         """Hold the change lock (blocking up to ``lock_timeout``).
 
+        :param timeout: seconds to wait instead of ``lock_timeout``.
         :raises TransactionError: another process kept it too long.
         """
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         fd = os.open(os.path.join(self.directory, 'lock'),
                      os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        wait = self.lock_timeout if timeout is None else timeout
         try:
-            deadline = time.monotonic() + self.lock_timeout
+            deadline = time.monotonic() + wait
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -80,8 +94,7 @@ class Journal:
                         raise exception.TransactionError(
                             reason='another process is changing host '
                                    'interfaces (lock %s held for more '
-                                   'than %gs)' % (self.directory,
-                                                  self.lock_timeout))
+                                   'than %gs)' % (self.directory, wait))
                     time.sleep(0.05)
             yield
         finally:
@@ -140,3 +153,17 @@ class Journal:
             self.save(ADOPTIONS, {'devices': devices})
         else:
             self.clear(ADOPTIONS)
+
+    # -- notices ------------------------------------------------------------
+
+    def add_notice(self, notice: dict[str, Any]) -> None:
+        """Keep a notice for the next command (hold the lock)."""
+        document = self.load(NOTICES)
+        notices = list(document.get('notices') or []) if document else []
+        self.save(NOTICES, {'notices': notices + [notice]})
+
+    def take_notices(self) -> list[dict[str, Any]]:
+        """The notices kept so far, removed (hold the lock)."""
+        document = self.load(NOTICES)
+        self.clear(NOTICES)
+        return list(document.get('notices') or []) if document else []

@@ -46,6 +46,7 @@ from vif_plug_dyn import exception
 from vif_plug_dyn.hostif import model
 from vif_plug_dyn.hostif import order as ordering
 from vif_plug_dyn.hostif import state as state_mod
+from vif_plug_dyn.hostif import stp as stp_mod
 from vif_plug_dyn.privsep import ops
 
 #: Kernel link kinds that are not ``ethernet`` in a definition.
@@ -252,9 +253,10 @@ def _create(device: model.Device, mtu: int | None, tag: str) -> Op:
     # members are in place, so nothing forwards half configured.
     if device.kind == model.BRIDGE:
         delay = 0.0 if iface.delay is None else iface.delay
-        return ops.create_bridge(device.name, mtu=mtu, up=False, tag=tag,
-                                 stp=bool(iface.stp),
-                                 forward_delay=forward_delay_cs(delay))
+        return ops.create_bridge(
+            device.name, mtu=mtu, up=False, tag=tag, stp=bool(iface.stp),
+            forward_delay=stp_mod.effective_delay(bool(iface.stp),
+                                                  forward_delay_cs(delay)))
     if device.kind == model.BOND:
         return ops.create_bond(device.name, mode=_bond_mode(iface), mtu=mtu,
                                up=False, tag=tag, **_bond_options(iface))
@@ -278,14 +280,16 @@ def _reconfigure(device: model.Device, mtu: int | None,
         out.append(ops.set_link(device.name, **changes))
     data = link.get('data') or {}
     if device.kind == model.BRIDGE:
-        wanted: dict[str, Any] = {}
-        if bool(data.get('stp_state')) != bool(iface.stp):
-            wanted['stp'] = bool(iface.stp)
-        if iface.delay is not None and data.get('forward_delay') != \
-                forward_delay_cs(iface.delay):
-            wanted['forward_delay'] = forward_delay_cs(iface.delay)
-        if wanted:
-            out.append(ops.set_bridge(device.name, **wanted))
+        stp = bool(iface.stp)
+        delay = None
+        if iface.delay is not None:
+            delay = stp_mod.effective_delay(stp,
+                                            forward_delay_cs(iface.delay))
+            if data.get('forward_delay') == delay:
+                delay = None
+        out.extend(stp_mod.set_bridge_ops(
+            device.name, stp_now=bool(data.get('stp_state')), stp=stp,
+            forward_delay=delay))
     elif device.kind == model.BOND:
         out.extend(_reconfigure_bond(device, data))
     elif device.kind == model.VLAN:
@@ -464,3 +468,11 @@ def plan_stop(definition: model.HostInterface,
         plan.add('delete', [ops.delete(deleted)])
         plan.deleted.extend(deleted)
     return plan
+
+
+# NOTE(vpd): the same rules, for the read-back after an apply (.verify)
+# and the plan of a whole document (.desired).
+bond_options = _bond_options
+live_bond_value = _live_bond_value
+wanted_addresses = _wanted_addresses
+role = _role

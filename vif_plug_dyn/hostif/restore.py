@@ -44,6 +44,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from vif_plug_dyn.hostif import state as state_mod
+from vif_plug_dyn.hostif import stp as stp_mod
 from vif_plug_dyn.privsep import addresses as addr_mod
 from vif_plug_dyn.privsep import ops
 
@@ -252,14 +253,14 @@ def _attributes(snapshot: State, current: State, name: str) -> list[Op]:
     old_data, new_data = old.get('data') or {}, new.get('data') or {}
     wanted: dict[str, Any] = {}
     if old['kind'] == 'bridge':
-        if bool(old_data.get('stp_state')) != \
-                bool(new_data.get('stp_state')):
-            wanted['stp'] = bool(old_data.get('stp_state'))
-        if old_data.get('forward_delay') != new_data.get('forward_delay') \
-                and old_data.get('forward_delay') is not None:
-            wanted['forward_delay'] = old_data['forward_delay']
-        if wanted:
-            out.append(ops.set_bridge(name, **wanted))
+        delay = old_data.get('forward_delay')
+        if delay == new_data.get('forward_delay'):
+            delay = None
+        # NOTE(vpd): STP off before a lower delay, a delay before STP on
+        # (see hostif.stp).
+        out.extend(stp_mod.set_bridge_ops(
+            name, stp_now=bool(new_data.get('stp_state')),
+            stp=bool(old_data.get('stp_state')), forward_delay=delay))
     elif old['kind'] == 'bond':
         old_opts, new_opts = _bond_options(old_data), _bond_options(new_data)
         wanted.update((k, v) for k, v in old_opts.items()

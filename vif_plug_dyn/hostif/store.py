@@ -10,13 +10,17 @@ dependency loops, and no backend would touch a file it did not write.
 
 import os
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from typing import Any
 from collections.abc import Sequence
 
 from vif_plug_dyn import exception
 from vif_plug_dyn.hostif import files
 from vif_plug_dyn.hostif import model
 from vif_plug_dyn.hostif import order as ordering
+from vif_plug_dyn.hostif import safety
+from vif_plug_dyn.hostif import xml as ifxml
 from vif_plug_dyn.hostif.backends import base
 
 
@@ -34,6 +38,30 @@ class InterfaceStore:
         self._lock = threading.Lock()
         self._defs: dict[str, model.HostInterface] = {}
         self._files: dict[str, str] = {}
+        self._stamp: tuple[Any, ...] | None = None
+
+    def _directory_stamp(self) -> tuple[Any, ...]:
+        # NOTE(vpd): the kernel's file times are coarse (a few ms): two
+        # changes in one tick leave the directory's time as it was, but
+        # each definition is written as a new file (a new inode).
+        try:
+            entries = sorted(os.scandir(self.directory),
+                             key=lambda e: e.name)
+            return tuple((e.name, e.inode(), e.stat().st_mtime_ns)
+                         for e in entries if e.name.endswith('.xml'))
+        except OSError:
+            return ()
+
+    def refresh(self) -> None:
+        """Reload when another process changed the definition files
+        since (a CLI command, the watchdog of a timed transaction). Only a
+        loaded store refreshes.
+
+        :raises InvalidHostInterface: see :meth:`load`.
+        """
+        if self._stamp is not None and \
+                self._directory_stamp() != self._stamp:
+            self.load()
 
     def load(self) -> list[model.HostInterface]:
         """(Re)read every ``*.xml`` file of the directory.
@@ -47,6 +75,7 @@ class InterfaceStore:
         """
         defs: dict[str, model.HostInterface] = {}
         paths: dict[str, str] = {}
+        stamp = self._directory_stamp()
         if os.path.isdir(self.directory):
             for entry in sorted(os.listdir(self.directory)):
                 if not entry.endswith('.xml'):
@@ -67,10 +96,12 @@ class InterfaceStore:
         ordering.dependency_order(defs.values(), missing_ok=True)
         with self._lock:
             self._defs, self._files = defs, paths
+            self._stamp = stamp
         return self.list()
 
     def list(self) -> list[model.HostInterface]:
         """Return the definitions, sorted by name."""
+        self.refresh()
         with self._lock:
             return [self._defs[k] for k in sorted(self._defs)]
 
@@ -82,6 +113,7 @@ class InterfaceStore:
 
         :raises HostInterfaceNotFound: no such definition.
         """
+        self.refresh()
         with self._lock:
             try:
                 return self._defs[name]
@@ -114,10 +146,14 @@ class InterfaceStore:
         :raises HostInterfaceCycle: it would close a dependency loop.
         :raises ForeignFile: a backend would overwrite a file it did not
             write.
+        :raises UnsafeHostInterfaceValue: a value cannot be written safely
+            to one of the files; nothing is written.
         """
         if isinstance(iface, str):
             iface = model.HostInterface.from_xml(iface, source='<define>')
+        element, path = self._checked(iface)
         name = str(iface.name)
+        self.refresh()
         with self._lock:
             old_path = self._files.get(name)
             if old_path is not None and not replace:
@@ -127,18 +163,44 @@ class InterfaceStore:
             others = [d for n, d in self._defs.items() if n != name]
             ordering.dependency_order(others + [iface], missing_ok=True)
             if previous is not None:
-                self._check_users(previous, iface, others)
+                self.check_users(previous, iface, others)
             for backend in self.backends:
                 backend.check(iface, previous)
             for backend in self.backends:
                 backend.write(iface, previous)
-            path = os.path.join(self.directory, name + '.xml')
-            files.atomic_write(path, iface.to_xml(), 0o644)
+            files.atomic_write(path, ifxml.dumps(element), 0o644)
             if old_path is not None and old_path != path:
                 os.unlink(old_path)
             self._defs[name] = iface
             self._files[name] = path
+            self._stamp = self._directory_stamp()
         return iface
+
+    def _checked(self, iface: model.HostInterface
+                 ) -> tuple[ET.Element, str]:
+        path = os.path.join(self.directory,
+                            safety.token_or_repr(iface.name) + '.xml')
+        # NOTE(vpd): every value of the definition file is checked where
+        # it is written (hostif.safety), before any file is touched; the
+        # backends check theirs in their check().
+        element = ifxml.element(iface)
+        safety.check_element(element, iface.name, 'definition file %s'
+                             % path)
+        return element, path
+
+    def check(self, iface: model.HostInterface) -> None:
+        """Make the checks :meth:`define` makes before it writes (the
+        definition file's values, the backends' files and values),
+        without writing.
+
+        :raises UnsafeHostInterfaceValue: a value cannot be written.
+        :raises ForeignFile: a backend would overwrite a file it did not
+            write.
+        """
+        self._checked(iface)
+        previous = self._defs.get(str(iface.name))
+        for backend in self.backends:
+            backend.check(iface, previous)
 
     def undefine(self, name: str) -> None:
         """Remove a definition and the backends' files for it.
@@ -149,12 +211,13 @@ class InterfaceStore:
         :raises ForeignFile: a backend file for it was not written by this
             library; nothing is removed.
         """
+        self.refresh()
         with self._lock:
             iface = self._defs.get(name)
             if iface is None:
                 raise exception.HostInterfaceNotFound(name=name)
             others = [d for n, d in self._defs.items() if n != name]
-            self._check_users(iface, None, others)
+            self.check_users(iface, None, others)
             for backend in self.backends:
                 backend.check(None, iface)
             for backend in self.backends:
@@ -165,11 +228,19 @@ class InterfaceStore:
                 pass
             del self._defs[name]
             del self._files[name]
+            self._stamp = self._directory_stamp()
 
     @staticmethod
-    def _check_users(old: model.HostInterface,
-                     new: model.HostInterface | None,
-                     others: Sequence[model.HostInterface]) -> None:
+    def check_users(old: model.HostInterface,
+                    new: model.HostInterface | None,
+                    others: Sequence[model.HostInterface]) -> None:
+        """Refuse to drop devices other definitions need.
+
+        :param old: the definition being replaced or removed.
+        :param new: its replacement (``None``: removed).
+        :param others: the other definitions.
+        :raises HostInterfaceInUse: one of them needs a dropped device.
+        """
         # NOTE(vpd): a VLAN defined on its own may sit on a device of
         # another definition; dropping that device would leave the VLAN
         # without a parent at the next boot.

@@ -46,7 +46,11 @@ from vif_plug_dyn.hostif import model
 
 PI_TARGET = 'vif-plug-dyn'
 _PI_UUID_RE = re.compile(r'^\s*uuid\s*=\s*"([^"]*)"\s*$')
-_UINT_RE = re.compile(r'^[0-9]+$')
+# NOTE(vpd): no surrounding blanks, signs, exponents or separators: a
+# value is what libvirt would read, exactly (hostif.safety explains why
+# nothing beyond that is let through).
+_UINT_RE = re.compile(r'[0-9]{1,10}')
+_SECONDS_RE = re.compile(r'[0-9]{1,4}(\.[0-9]{1,6})?')
 
 # Children and attributes an <interface> may have, by kind; members
 # ("bare" interfaces in libvirt's schema) lose start, mtu and protocol.
@@ -69,6 +73,12 @@ _ATTRS = {
 }
 
 
+def _cut(value: str) -> str:
+    # NOTE(vpd): errors name the value, but never repeat a huge one.
+    return repr(value) if len(value) <= 48 else '%r... (%d characters)' % (
+        value[:48], len(value))
+
+
 def parse(text: str | bytes, source: str = '<string>'
           ) -> model.HostInterface:
     """Parse a libvirt ``<interface>`` document.
@@ -79,7 +89,23 @@ def parse(text: str | bytes, source: str = '<string>'
     :raises InvalidHostInterface: names the definition, the source and
         the XPath of the element at fault.
     """
-    return _Parser(source).parse(text)
+    parser = _Parser(source)
+    try:
+        return parser.parse(text)
+    except RecursionError:
+        raise parser.fail('/interface', 'nested too deeply') from None
+
+
+def from_element(root: ET.Element, source: str = '<string>'
+                 ) -> model.HostInterface:
+    """Read an ``<interface>`` element already parsed (one definition of
+    a larger document).
+
+    :param root: the element.
+    :param source: where it came from, used in errors.
+    :raises InvalidHostInterface: as :func:`parse`.
+    """
+    return _Parser(source).root(root)
 
 
 def element(iface: model.HostInterface) -> ET.Element:
@@ -96,7 +122,15 @@ def dump(iface: model.HostInterface) -> str:
     :param iface: the definition.
     :returns: the XML, indented, ending with a newline.
     """
-    root = _element(iface, top=True)
+    return dumps(_element(iface, top=True))
+
+
+def dumps(root: ET.Element) -> str:
+    """Format an ``<interface>`` element built by :func:`element`.
+
+    :param root: the element (indented in place).
+    :returns: the XML, indented, ending with a newline.
+    """
     ET.indent(root)
     return ET.tostring(root, encoding='unicode') + '\n'
 
@@ -122,8 +156,12 @@ def _element(iface: model.HostInterface, top: bool) -> ET.Element:
         attrs = {}
         if iface.stp is not None:
             attrs['stp'] = 'on' if iface.stp else 'off'
-        if iface.delay is not None:
+        if isinstance(iface.delay, (int, float)):
             attrs['delay'] = '%g' % iface.delay
+        elif iface.delay is not None:
+            # NOTE(vpd): only an object built around the model's checks
+            # gets here; hostif.safety refuses it before it is stored.
+            attrs['delay'] = str(iface.delay)
         bridge = ET.SubElement(element, 'bridge', attrs)
         for member in iface.members:
             bridge.append(_element(member, top=False))
@@ -195,8 +233,9 @@ class _Parser:
         field = str(exc.kwargs.get('field', ''))
         value = exc.kwargs.get('value')
         # NOTE(vpd): the model sees an absent attribute as None.
-        reason = 'missing' if value is None else '%r: %s' % (
-            value, exc.kwargs.get('reason'))
+        shown = _cut(value) if isinstance(value, str) else repr(value)
+        reason = 'missing' if value is None else '%s: %s' % (
+            shown, exc.kwargs.get('reason'))
         return self.fail(where + '/' + field if field else where, reason)
 
     def parse(self, text: str | bytes) -> model.HostInterface:
@@ -205,10 +244,15 @@ class _Parser:
         except ET.ParseError as exc:
             raise self.fail('line %d' % exc.position[0],
                             'not well-formed XML: %s' % exc) from None
+        return self.root(root)
+
+    def root(self, root: ET.Element) -> model.HostInterface:
         if root.tag != 'interface':
             raise self.fail('/' + str(root.tag),
                             'the root element must be <interface>')
-        self.name = root.get('name') or '?'
+        name = root.get('name') or '?'
+        self.name = name if len(name) <= 48 else '%s... (%d characters)' % (
+            name[:48], len(name))
         return self.interface(root, '/interface', top=True)
 
     def interface(self, element: ET.Element, where: str, top: bool
@@ -216,8 +260,9 @@ class _Parser:
         self.attrs(element, 'interface', where)
         kind = element.get('type')
         if kind not in model.KINDS:
-            raise self.fail(where + '/@type', '%r: must be one of %s' % (
-                kind, ', '.join(model.KINDS)))
+            raise self.fail(where + '/@type', '%s: must be one of %s' % (
+                _cut(str(kind)) if kind is not None else 'missing',
+                ', '.join(model.KINDS)))
         children = self.children(element, where, _CHILDREN[kind], top)
         fields: dict[str, Any] = {'kind': kind, 'name': element.get('name'),
                                   'uuid': self.pi_uuid(element, where)}
@@ -233,8 +278,8 @@ class _Parser:
             key = {'ipv4': 'ipv4', 'ipv6': 'ipv6'}.get(str(family))
             path = "%s/protocol[@family='%s']" % (where, family)
             if key is None:
-                raise self.fail(where + '/protocol/@family', '%r: must be '
-                                'ipv4 or ipv6' % (family,))
+                raise self.fail(where + '/protocol/@family', '%s: must be '
+                                'ipv4 or ipv6' % _cut(str(family)))
             if key in fields:
                 raise self.fail(path, 'given twice')
             fields[key] = self.protocol(protocol, path)
@@ -350,11 +395,10 @@ class _Parser:
         fields['stp'] = self.yes_no(element, 'stp', where, 'on', 'off')
         delay = element.get('delay')
         if delay is not None:
-            try:
-                fields['delay'] = float(delay)
-            except ValueError:
-                raise self.fail(where + '/@delay', '%r is not a number'
-                                % delay) from None
+            if not _SECONDS_RE.fullmatch(delay):
+                raise self.fail(where + '/@delay', '%s is not a number of '
+                                'seconds' % _cut(delay))
+            fields['delay'] = float(delay)
         fields['members'] = self.members(element, where, ())
 
     def bond(self, element: ET.Element, where: str,
@@ -412,9 +456,10 @@ class _Parser:
         value = element.get(name)
         if value is None:
             raise self.fail('%s/@%s' % (where, name), 'missing')
-        if not _UINT_RE.match(value.strip()):
+        if not _UINT_RE.fullmatch(value):
             raise self.fail('%s/@%s' % (where, name),
-                            '%r is not a non-negative integer' % value)
+                            '%s is not a non-negative integer'
+                            % _cut(value))
         return int(value)
 
     def yes_no(self, element: ET.Element, name: str, where: str,
@@ -424,5 +469,5 @@ class _Parser:
             return None
         if value not in (yes, no):
             raise self.fail('%s/@%s' % (where, name),
-                            '%r: must be %r or %r' % (value, yes, no))
+                            '%s: must be %r or %r' % (_cut(value), yes, no))
         return value == yes

@@ -16,6 +16,7 @@ keeps when it rewrites a profile::
 
 from vif_plug_dyn.hostif import addressing
 from vif_plug_dyn.hostif import model
+from vif_plug_dyn.hostif import safety
 from vif_plug_dyn.hostif.backends import base
 
 #: The user-data key marking a keyfile as written by this library.
@@ -23,7 +24,10 @@ MARKER_KEY = 'vif_plug_dyn.managed'
 #: NetworkManager's bounds for a bridge's forward delay, in seconds.
 NM_FORWARD_DELAY = (2, 30)
 
-_Section = list[tuple[str, str]]
+#: ``(key, value, field)``: the field is the XPath of the value in the
+#: definition, relative to the device's ``<interface>``, named when the
+#: value is refused (see :mod:`vif_plug_dyn.hostif.safety`).
+_Section = list[tuple[str, object, str]]
 
 
 class KeyfileBackend(base.PersistentBackend):
@@ -39,8 +43,14 @@ class KeyfileBackend(base.PersistentBackend):
         :param definition: a top-level definition.
         :returns: ``<device>.nmconnection`` -> keyfile text.
         """
-        return {device.name + '.nmconnection': render_device(device)
-                for device in definition.devices()}
+        out = {}
+        for device in definition.devices():
+            path = '%s/%s.nmconnection' % (
+                self.directory, safety.token_or_repr(device.name))
+            with safety.writing(definition.name, 'keyfile %s' % path):
+                out[safety.token(device.name, device.element + '/@name') +
+                    '.nmconnection'] = render_device(device)
+        return out
 
     def is_ours(self, text: str) -> bool:
         """Whether the keyfile's ``[user]`` section has our marker.
@@ -63,33 +73,47 @@ def render_device(device: model.Device) -> str:
 
     :param device: a device of a definition.
     :returns: the keyfile text.
+    :raises vif_plug_dyn.hostif.safety.Unsafe: a value cannot be written
+        safely (its field is the XPath in the definition).
     """
+    try:
+        return _render(device)
+    except safety.Unsafe as exc:
+        if not exc.field.startswith('/'):
+            exc.field = '%s/%s' % (device.element, exc.field)
+        raise
+
+
+def _render(device: model.Device) -> str:
     iface = device.interface
     sections: list[tuple[str, _Section]] = [
         ('connection', _connection(device))]
     ethernet: _Section = []
     if iface.mac is not None:
-        ethernet.append(('mac-address', iface.mac))
+        ethernet.append(('mac-address', iface.mac, 'mac/@address'))
     if iface.mtu is not None:
         # NOTE(vpd): NetworkManager keeps the MTU of bridges, bonds and
         # VLANs in the wired setting too.
-        ethernet.append(('mtu', str(iface.mtu)))
+        ethernet.append(('mtu', iface.mtu, 'mtu/@size'))
     sections.append(('ethernet', ethernet))
     if iface.kind == model.BRIDGE:
         sections.append(('bridge', _bridge(iface)))
     elif iface.kind == model.BOND:
         sections.append(('bond', _bond(iface)))
     elif iface.kind == model.VLAN:
-        sections.append(('vlan', [('id', str(iface.tag)),
-                                  ('parent', str(iface.parent))]))
+        sections.append(('vlan', [('id', iface.tag, 'vlan/@tag'),
+                                  ('parent', iface.parent,
+                                   'vlan/interface/@name')]))
     if device.master is None:
         # NOTE(vpd): a port takes no addresses; NetworkManager rejects
         # IP settings on a profile with a master.
         sections.append(('ipv4', _ip(iface.ipv4, addressing.IPV4)))
         sections.append(('ipv6', _ip(iface.ipv6, addressing.IPV6)))
-    sections.append(('user', [(MARKER_KEY, device.definition)]))
+    sections.append(('user', [(MARKER_KEY, device.definition,
+                               '/interface/@name')]))
+    definition = safety.token(device.definition, '/interface/@name')
     lines = ['# Written by vif_plug_dyn for host interface definition %s.'
-             % device.definition,
+             % definition,
              '# Edit the definition, not this file: it is rewritten on '
              'every change.']
     for title, items in sections:
@@ -97,74 +121,94 @@ def render_device(device: model.Device) -> str:
             continue
         lines.append('')
         lines.append('[%s]' % title)
-        lines.extend('%s=%s' % item for item in items)
+        for key, value, field in items:
+            # NOTE(vpd): checked here, where it is written, whatever
+            # validated it before (see hostif.safety).
+            lines.append('%s=%s' % (key, safety.token(value, field)))
     return '\n'.join(lines) + '\n'
 
 
 def _connection(device: model.Device) -> _Section:
-    items = [('id', device.name), ('uuid', str(device.interface.uuid)),
-             ('type', device.kind), ('interface-name', device.name),
-             ('autoconnect',
-              'true' if base.autoconnect(device.start_mode) else 'false')]
+    pi = "processing-instruction('vif-plug-dyn')"
+    items: _Section = [
+        ('id', device.name, '@name'),
+        ('uuid', device.interface.uuid, pi),
+        ('type', device.kind, '@type'),
+        ('interface-name', device.name, '@name'),
+        ('autoconnect',
+         'true' if base.autoconnect(device.start_mode) else 'false',
+         '/interface/start/@mode')]
     if device.master is not None:
-        items += [('master', device.master),
-                  ('slave-type', str(device.master_kind))]
+        # NOTE(vpd): the master is the <interface> two levels up.
+        master = device.element.rsplit('/', 2)[0]
+        items += [('master', device.master, master + '/@name'),
+                  ('slave-type', device.master_kind, master + '/@type')]
     return items
 
 
 def _bridge(iface: model.HostInterface) -> _Section:
     # NOTE(vpd): NetworkManager turns STP on when stp is not given, the
     # kernel and libvirt leave it off: always write it.
-    items = [('stp', 'true' if iface.stp else 'false')]
+    items: _Section = [('stp', 'true' if iface.stp else 'false',
+                        'bridge/@stp')]
     if iface.delay is not None:
         # NOTE(vpd): NetworkManager takes whole seconds from 2 to 30. A
         # shorter delay only matters with STP on, where the kernel raises
         # it to 2 s anyway.
         low, high = NM_FORWARD_DELAY
-        items.append(('forward-delay',
-                      str(min(high, max(low, round(iface.delay))))))
+        delay = safety.seconds(iface.delay, 'bridge/@delay')
+        items.append(('forward-delay', min(high, max(low, round(delay))),
+                      'bridge/@delay'))
     return items
 
 
 def _bond(iface: model.HostInterface) -> _Section:
     # NOTE(vpd): write the mode even when the definition leaves it to the
     # kernel default, so that NetworkManager and the kernel agree.
-    items = [('mode', iface.bond_mode or 'balance-rr')]
+    items: _Section = [('mode', iface.bond_mode or 'balance-rr',
+                        'bond/@mode')]
     if iface.miimon is not None:
         mii = iface.miimon
-        items.append(('miimon', str(mii.freq)))
+        items.append(('miimon', mii.freq, 'bond/miimon/@freq'))
         if mii.downdelay is not None:
-            items.append(('downdelay', str(mii.downdelay)))
+            items.append(('downdelay', mii.downdelay,
+                          'bond/miimon/@downdelay'))
         if mii.updelay is not None:
-            items.append(('updelay', str(mii.updelay)))
+            items.append(('updelay', mii.updelay, 'bond/miimon/@updelay'))
         if mii.carrier is not None:
             items.append(('use_carrier',
-                          '1' if mii.carrier == 'netif' else '0'))
+                          '1' if mii.carrier == 'netif' else '0',
+                          'bond/miimon/@carrier'))
     if iface.arpmon is not None:
         arp = iface.arpmon
-        items += [('arp_interval', str(arp.interval)),
-                  ('arp_ip_target', arp.target)]
+        items += [('arp_interval', arp.interval, 'bond/arpmon/@interval'),
+                  ('arp_ip_target', arp.target, 'bond/arpmon/@target')]
         if arp.validate is not None:
-            items.append(('arp_validate', arp.validate))
+            items.append(('arp_validate', arp.validate,
+                          'bond/arpmon/@validate'))
     if iface.primary is not None:
-        items.append(('primary', iface.primary))
+        items.append(('primary', iface.primary, 'bond/interface[1]/@name'))
     return items
 
 
 def _ip(protocol: addressing.Protocol | None, family: str) -> _Section:
+    where = "protocol[@family='%s']" % family
     if protocol is None or not protocol.configured:
-        return [('method', 'disabled')]
+        return [('method', 'disabled', where)]
     if family == addressing.IPV4:
         method = 'auto' if protocol.dhcp else 'manual'
     elif protocol.autoconf:
         method = 'auto'
     else:
         method = 'dhcp' if protocol.dhcp else 'manual'
-    items = [('method', method)]
+    items: _Section = [('method', method, where)]
     for index, address in enumerate(protocol.addresses, 1):
-        items.append(('address%d' % index, address.cidr))
+        ip = '%s/ip[%d]' % (where, index)
+        items.append(('address%d' % index, safety.cidr(
+            address.address, address.prefix, ip), ip))
     if protocol.gateway is not None:
-        items.append(('gateway', protocol.gateway))
+        items.append(('gateway', protocol.gateway,
+                      where + '/route/@gateway'))
     if protocol.peerdns is False:
-        items.append(('ignore-auto-dns', 'true'))
+        items.append(('ignore-auto-dns', 'true', where + '/dhcp/@peerdns'))
     return items

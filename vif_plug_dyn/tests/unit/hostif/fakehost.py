@@ -106,6 +106,30 @@ class FakeHost:
 
     def _create_bond(self, op):
         self._new(op, 'bond', {'mode': ops.BOND_MODES[op['mode']]})
+        self._bond_options(self.links[op['name']]['data'], op)
+
+    @staticmethod
+    def _bond_options(data, op):
+        # As the kernel reports them: use_carrier 0/1, arp_validate as
+        # its index.
+        for key in ('miimon', 'updelay', 'downdelay', 'use_carrier',
+                    'arp_interval', 'arp_targets', 'arp_validate'):
+            value = op.get(key)
+            if value is None:
+                continue
+            if key == 'use_carrier':
+                value = int(value)
+            elif key == 'arp_validate':
+                value = ops.ARP_VALIDATE.index(value)
+            data[key] = value
+
+    def _set_bond(self, op):
+        item = self._managed(op['name'], 'set_bond')
+        if op['mode'] is not None:
+            item['data']['mode'] = ops.BOND_MODES[op['mode']]
+        if op['primary'] is not None:
+            item['data']['primary'] = self._index(op['primary'])
+        self._bond_options(item['data'], op)
 
     def _create_vlan(self, op):
         self._new(op, 'vlan', {'vlan_id': op['vlan_id']}, lower=op['lower'])

@@ -8,7 +8,12 @@ import pytest
 
 from vif_plug_dyn.hostif import model
 
-GOLDEN = os.path.join(os.path.dirname(__file__), 'golden')
+# NOTE(vpd): the directory name is not a Python identifier on purpose: a
+# data directory named like one is an importable (namespace) package to
+# setuptools, which warns at every build that it is missing from
+# ``packages``. Under golden-data/ any file or folder is plain package
+# data (see tests/unit/test_packaging.py).
+GOLDEN = os.path.join(os.path.dirname(__file__), 'golden-data')
 DEFS = os.path.join(GOLDEN, 'defs')
 #: Set to 1 to rewrite the golden backend files from the current code.
 REGEN = os.environ.get('VPD_REGEN_GOLDEN') == '1'

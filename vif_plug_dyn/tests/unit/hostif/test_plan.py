@@ -167,7 +167,9 @@ class TestStart:
             ops.set_link('eth3', master='bond1'),
             ops.set_link('eth4', up=False),
             ops.set_link('eth4', master='bond1'),
-            ops.set_bridge('br0', stp=True, forward_delay=1500)]
+            # The delay before STP goes on (see hostif.stp).
+            ops.set_bridge('br0', forward_delay=1500),
+            ops.set_bridge('br0', stp=True)]
         assert 'create' not in got and 'adopt' not in got
 
     @pytest.mark.parametrize('live,message', [

@@ -131,7 +131,9 @@ def test_changed_settings_are_put_back():
     assert restore.plan_structure(before, now).ops == [
         ops.set_link('v2', master='br0'),
         ops.set_link('br0', mtu=9000, group=7),
-        ops.set_bridge('br0', stp=True, forward_delay=400)]
+        # The delay before STP goes on (see hostif.stp).
+        ops.set_bridge('br0', forward_delay=400),
+        ops.set_bridge('br0', stp=True)]
     assert restore.plan_finish(before, now).ops == [
         ops.add_address('br0', 'fe80::20', 64, scope=253, proto=3),
         ops.add_address('br0', '2001:db8::1', 64, scope=0,
