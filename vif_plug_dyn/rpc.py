@@ -220,7 +220,7 @@ class AgentClient:
         if thread.is_alive():
             raise exception.AgentUnreachable(
                 host=self.host, method=method,
-                reason='no connection to the message bus within %.0f s'
+                reason='no connection to the message bus within %.1f s'
                        % (wait + CONNECT_GRACE))
         if 'error' in box:
             raise box['error']
