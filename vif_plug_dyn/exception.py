@@ -227,6 +227,37 @@ class PrivilegedHelperFailed(VifPlugDynException):
     msg_fmt = 'The privileged helper failed during %(operation)s: %(reason)s'
 
 
+class PrivilegedHelperUnreachable(PrivilegedHelperFailed):
+    """The request could not be written to the daemon (it was already
+    gone): none of it was applied, so it may be sent again."""
+
+    msg_fmt = ('The privileged helper could not be reached for '
+               '%(operation)s: %(reason)s')
+
+
+class PrivilegedMessageTooLarge(VifPlugDynException, ValueError):
+    """A privileged call's arguments exceed what the daemon accepts; it
+    was not sent."""
+
+    msg_fmt = ('Refusing to send %(operation)s to the privileged helper: '
+               'its arguments take %(size)d bytes, more than the limit of '
+               '%(limit)d')
+
+
+class PolicyNotWritten(VifPlugDynException):
+    """The privileged helper's policy could not be generated or written."""
+
+    msg_fmt = 'Privileged helper policy %(path)s not written: %(reason)s'
+
+
+class PolicyDenied(VifPlugDynException, PermissionError):
+    """The privileged helper's policy does not allow an operation on a
+    device the library did not create."""
+
+    msg_fmt = ('The privileged helper\'s policy (%(policy)s) does not allow '
+               '%(operation)s on %(device)s: %(reason)s')
+
+
 # --- hypervisor adapters -----------------------------------------------------
 
 class HypervisorNotFound(VifPlugDynException, LookupError):

@@ -86,7 +86,10 @@ class HostNetwork:
             message, kwargs — errno for kernel errors) and per-operation
             details (``deleted``, ``dev_node``...).
         :raises InvalidField: an operation is malformed (nothing sent).
-        :raises PrivilegedHelperFailed: the daemon could not be reached.
+        :raises PrivilegedMessageTooLarge: the batch is larger than the
+            daemon takes (nothing sent).
+        :raises PrivilegedHelperFailed: the daemon could not be reached,
+            or died while applying it.
         """
         checked = self._prepare(batch)
         return _lists(self._call(linux_net.apply, checked, stop_on_error))
@@ -115,8 +118,7 @@ class HostNetwork:
 
     @staticmethod
     def _call(entrypoint: Any, *args: Any) -> Any:
-        func = getattr(entrypoint, 'func', entrypoint)
-        name = getattr(func, '__name__', 'call')
+        name = privsep.entrypoint_name(entrypoint)
         # NOTE(vpd): a daemon that died since the last call (killed, out
         # of memory) is replaced before this call is sent. A call that was
         # in flight when it died is not repeated: it may have been half
@@ -126,21 +128,24 @@ class HostNetwork:
         for attempt in (1, 2):
             try:
                 return entrypoint(*args)
-            except exception.VifPlugDynException:
-                raise
-            except (BrokenPipeError, ConnectionResetError) as exc:
+            except (exception.PrivilegedHelperUnreachable, BrokenPipeError,
+                    ConnectionResetError) as exc:
                 # NOTE(vpd): the request could not even be written: the
                 # daemon was already gone and did none of it, so one new
                 # daemon and one more try are safe.
                 if attempt == 1 and privsep.replace_dead(force=True):
                     continue
-                raise exception.PrivilegedHelperFailed(
+                if isinstance(exc, exception.VifPlugDynException):
+                    raise
+                raise exception.PrivilegedHelperUnreachable(
                     operation=name,
-                    reason='%s: %s' % (type(exc).__name__, exc))
+                    reason='%s: %s' % (type(exc).__name__, exc)) from None
+            except exception.VifPlugDynException:
+                raise
             except Exception as exc:
-                # NOTE(vpd): the daemon did not start, died, or raised
-                # something that is not ours (a bug): callers handle one
-                # family of errors.
+                # NOTE(vpd): the context turns what the channel raises into
+                # the library's errors; anything else is a bug, and
+                # callers still handle one family of errors.
                 raise exception.PrivilegedHelperFailed(
                     operation=name,
                     reason='%s: %s' % (type(exc).__name__, exc))
@@ -248,9 +253,11 @@ class HostNetwork:
             name, lower, mode=mode, mac=mac, mtu=mtu, up=up, tag=tag)])[0]
 
     def set_master(self, name: str, master: str, up: bool = True) -> Result:
-        """Plug a device of ours into ``master`` (ours or an operator's).
+        """Plug a device of ours into ``master`` (ours, or one the daemon's
+        policy names).
 
         :raises DeviceNotOwned: ``name`` is not ours.
+        :raises PolicyDenied: the policy does not name ``master``.
         """
         return self.run([ops.set_link(name, master=master, up=up)])[0]
 
@@ -289,7 +296,10 @@ class HostNetwork:
     def set_vf(self, pf: str, vf: int, *, mac: str | None = None,
                vlan: int | None = None, trust: bool | None = None,
                spoofchk: bool | None = None) -> Result:
-        """Configure an SR-IOV VF on the operator's PF."""
+        """Configure an SR-IOV VF on the operator's PF.
+
+        :raises PolicyDenied: the daemon's policy does not name the PF.
+        """
         return self.run([ops.set_vf(pf, vf, mac=mac, vlan=vlan, trust=trust,
                                     spoofchk=spoofchk)])[0]
 

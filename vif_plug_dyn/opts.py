@@ -93,6 +93,33 @@ core_opts = [
                     'holds it.'),
 ]
 
+#: Options of the privileged helper daemon itself, beside oslo.privsep's
+#: own in the same group. NOTE(vpd): the daemon reads them from the
+#: configuration files on its command line; values a caller sets in its
+#: own process (overrides) never reach it.
+privsep_policy_opts = [
+    cfg.ListOpt('policy_files',
+                default=['/etc/vif_plug_dyn/privsep/policy.conf'],
+                help='Root-owned policy files the privileged helper '
+                     'enforces on devices the library did not create: '
+                     'which may be adopted and changed how, which '
+                     'bridges the library\'s devices may join, which '
+                     'lower devices may carry macvlan, macvtap and VLAN '
+                     'devices, which PFs\' VFs may be configured. The '
+                     'first is the one "vif-plug-dyn policy generate" '
+                     'writes; later ones hold hand-written additions; '
+                     'entries are merged. Each file and its directories '
+                     'must belong to root and not be writable by group '
+                     'or others, or the daemon refuses every such '
+                     'operation.'),
+    cfg.BoolOpt('require_policy', default=False,
+                help='Refuse every operation on a device the library did '
+                     'not create when no policy file exists. Off (the '
+                     'default), a daemon without a policy allows them as '
+                     'earlier releases did and logs a warning for each '
+                     'kind of use; a future release will turn this on.'),
+]
+
 libvirt_opts = [
     cfg.StrOpt('uri', default='qemu:///system',
                help='libvirt connection URI used by the libvirt adapter.'),
@@ -109,6 +136,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register every option of the library on ``conf``."""
     conf.register_opts(core_opts, group=GROUP)
     conf.register_opts(libvirt_opts, group=LIBVIRT_GROUP)
+    conf.register_opts(privsep_policy_opts, group=PRIVSEP_GROUP)
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
@@ -116,5 +144,6 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     # NOTE(vpd): the privsep context registers its own options when it is
     # built; list copies here so the sample documents that group too.
     return [(GROUP, list(core_opts)),
-            (PRIVSEP_GROUP, copy.deepcopy(priv_context.OPTS)),
+            (PRIVSEP_GROUP, copy.deepcopy(priv_context.OPTS) +
+             list(privsep_policy_opts)),
             (LIBVIRT_GROUP, list(libvirt_opts))]

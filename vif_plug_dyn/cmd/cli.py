@@ -24,6 +24,7 @@ from vif_plug_dyn import networks
 from vif_plug_dyn import opts
 from vif_plug_dyn import ports
 from vif_plug_dyn import privsep
+from vif_plug_dyn.cmd import policy as policy_cmd
 from vif_plug_dyn.drivers import taps
 from vif_plug_dyn.hostif import api as hostif_api
 from vif_plug_dyn.hostif import document as hostif_document
@@ -467,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           '(default: %(default)s)')
     watch.set_defaults(func=_watch)
     _add_iface_parser(sub)
+    policy_cmd.add_parser(sub)
     return parser
 
 
@@ -519,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
             _print(agent_cli.run(conf, args), args.json)
         elif getattr(args, 'target', None) == 'iface':
             _print(_run_iface(conf, args), args.json)
+        elif getattr(args, 'target', None) == 'policy':
+            _print(policy_cmd.run(conf, args), args.json)
         else:
             mgr = vif_plug_dyn.initialize(conf)
             _print(args.func(mgr, args), args.json)

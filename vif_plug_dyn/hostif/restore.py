@@ -5,8 +5,9 @@ the snapshot and the host now. What is restored is limited to:
 
 * the devices a host interface definition created or adopted, in the
   snapshot or now (:meth:`HostState.hostif_names`) — every attribute the
-  library manages: existence, MTU, MAC, group, bridge and bond settings,
-  master, up/down, addresses and the marker (alias);
+  library manages: existence, MTU, MAC, bridge and bond settings,
+  master, up/down, addresses and the marker (alias) — not the link group,
+  which is the privileged helper's own bookkeeping;
 * the membership of other devices in those (a VM's tap in a bridge a
   definition created) — only their master, and only when the helper may
   change them (devices the library created or adopted);
@@ -28,7 +29,7 @@ changes things as a side effect and the next phase must see them:
 
 1. :func:`plan_structure` — re-adopt what was adopted, delete devices
    created since, recreate devices deleted since (with their old
-   interface index), MTU, group, bridge/bond settings, memberships;
+   interface index), MTU, bridge/bond settings, memberships;
 2. :func:`plan_state` — MAC addresses (a bridge's own MAC follows its
    ports unless set, so only after membership), then up/down;
 3. :func:`plan_finish` — addresses (bringing a device down drops its IPv6
@@ -130,7 +131,7 @@ def _levels(snapshot: State, names: Iterable[str]) -> list[str]:
 # --- phase 1 -----------------------------------------------------------------
 
 def plan_structure(snapshot: State, current: State) -> Phase:
-    """Adoption, existence, MTU, group, bridge/bond settings and
+    """Adoption, existence, MTU, bridge/bond settings and
     membership (see the module docstring)."""
     managed, members = scope(snapshot, current)
     phase = Phase()
@@ -208,7 +209,7 @@ def _create(snapshot: State, name: str, index: int | None) -> Op | None:
     data = link.get('data') or {}
     common: dict[str, Any] = dict(
         mtu=link['mtu'], mac=link['mac'], up=False, tag=link['tag'],
-        group=link['group'] or None, index=index)
+        index=index)
     if link['kind'] == 'bridge':
         return ops.create_bridge(
             name, stp=bool(data.get('stp_state')),
@@ -246,8 +247,6 @@ def _attributes(snapshot: State, current: State, name: str) -> list[Op]:
     changes: dict[str, Any] = {}
     if old['mtu'] != new['mtu'] and old['mtu'] is not None:
         changes['mtu'] = old['mtu']
-    if old['group'] != new['group'] and old['group'] is not None:
-        changes['group'] = old['group']
     if changes:
         out.append(ops.set_link(name, **changes))
     old_data, new_data = old.get('data') or {}, new.get('data') or {}
@@ -431,7 +430,9 @@ def _text(item: dict[str, Any]) -> str:
     return ' '.join(words)
 
 
-_COMPARED = ('index', 'kind', 'mtu', 'mac', 'up', 'group', 'alias')
+# NOTE(vpd): not the link group: the helper puts every device it makes in
+# its batch's group (see vif_plug_dyn.privsep.batch).
+_COMPARED = ('index', 'kind', 'mtu', 'mac', 'up', 'alias')
 
 
 def differences(snapshot: State, current: State,

@@ -13,9 +13,19 @@ command becomes ``... ip netns exec NAME privsep-helper ...``. ``ip netns
 exec`` also mounts a sysfs of that namespace, which the daemon reads to
 find macvtap device numbers. Starting the daemon is the only process the
 library ever runs.
+
+What crosses the boundary is bounded both ways: a call whose arguments
+pack to more than :data:`MAX_MESSAGE_BYTES` is refused in the caller
+(:class:`~vif_plug_dyn.exception.PrivilegedMessageTooLarge`) before
+anything is sent, and every error the daemon sends back is cut down
+(:func:`.limits.bounded_error`). A daemon that is gone is reported as
+:class:`~vif_plug_dyn.exception.PrivilegedHelperFailed`, never as a raw
+socket error. The daemon reads its policy (:mod:`.policy`) when it
+starts serving.
 """
 
 import errno
+import functools
 import os
 import signal
 import sys
@@ -23,6 +33,7 @@ import threading
 import time
 from typing import Any
 
+import msgpack
 from oslo_config import cfg
 from oslo_log import log as logging
 
@@ -38,6 +49,23 @@ LOG = logging.getLogger(__name__)
 IP_COMMAND = 'ip'
 
 _RESTART_LOCK = threading.Lock()
+
+#: Largest privileged call (its packed arguments) the client sends.
+#: NOTE(vpd): oslo.privsep's daemon reads at most 100 MiB per message and
+#: dies on more (msgpack BufferFull); a batch of the longest allowed size
+#: (:data:`.ops.MAX_OPS` operations) packs to about 17 MB.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+def entrypoint_name(entrypoint: Any) -> str:
+    """The name of the function behind a privsep entrypoint.
+
+    NOTE(vpd): an oslo.privsep entrypoint is ``functools.partial(
+    context._wrap, func)``: its own ``func`` is ``_wrap``.
+    """
+    if isinstance(entrypoint, functools.partial) and entrypoint.args:
+        entrypoint = entrypoint.args[0]
+    return str(getattr(entrypoint, '__name__', 'call'))
 
 
 def netns_command(cmd: list[str], netns: str) -> list[str]:
@@ -87,21 +115,87 @@ class NetnsPrivContext(priv_context.PrivContext):
         return cmd if self.netns is None else netns_command(cmd, self.netns)
 
 
+    def set_client_mode(self, enabled: bool) -> None:
+        """Switch modes; the daemon switches to serving once its
+        privileges are dropped, and reads its policy then."""
+        super().set_client_mode(enabled)
+        if not enabled:
+            from vif_plug_dyn.privsep import policy
+            policy.configure_from_options()
+
     def _wrap(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self.client_mode:
+            return _serve(func, args, kwargs)
+        name = getattr(func, '__name__', 'call')
+        _check_size(name, args, kwargs)
         try:
             return super()._wrap(func, *args, **kwargs)
-        except (OverflowError, TypeError) as exc:
-            if not self.client_mode:
-                raise
-            # NOTE(vpd): arguments msgpack cannot carry (an integer beyond
-            # 64 bits, an object) fail in the client before anything is
-            # sent; the caller gets the library's typed error, never
-            # msgpack's.
-            raise exception.InvalidField(
-                field='%s arguments' % getattr(func, '__name__', 'call'),
-                value=type(exc).__name__,
-                reason='cannot cross the privileged boundary: %s' % exc
-            ) from None
+        except exception.VifPlugDynException:
+            raise
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            # NOTE(vpd): the request could not be written: the daemon was
+            # already gone and did none of it (the caller may send it
+            # again to a new daemon).
+            raise exception.PrivilegedHelperUnreachable(
+                operation=name, reason='%s: %s' % (type(exc).__name__,
+                                                   exc)) from None
+        except Exception as exc:
+            # NOTE(vpd): the daemon did not start, died with the call in
+            # flight (oslo.privsep's "premature eof"), or raised what is
+            # not the library's: callers handle one family of errors.
+            raise exception.PrivilegedHelperFailed(
+                operation=name, reason='%s: %s' % (
+                    type(exc).__name__, _short(str(exc)))) from None
+
+
+def _short(text: str, limit: int = 512) -> str:
+    return text if len(text) <= limit else text[:limit] + '... (cut)'
+
+
+def _check_size(name: str, args: Any, kwargs: Any) -> None:
+    """Refuse, before sending, a call the daemon could not take.
+
+    :raises InvalidField: arguments msgpack cannot carry.
+    :raises PrivilegedMessageTooLarge: more than
+        :data:`MAX_MESSAGE_BYTES` once packed.
+    """
+    try:
+        size = len(msgpack.packb((name, args, kwargs), use_bin_type=True,
+                                 unicode_errors='surrogateescape'))
+    except (OverflowError, TypeError, ValueError) as exc:
+        # NOTE(vpd): arguments msgpack cannot carry (an integer beyond
+        # 64 bits, an object) fail in the client before anything is
+        # sent; the caller gets the library's typed error, never
+        # msgpack's.
+        raise exception.InvalidField(
+            field='%s arguments' % name, value=type(exc).__name__,
+            reason='cannot cross the privileged boundary: %s'
+                   % _short(str(exc))) from None
+    if size > MAX_MESSAGE_BYTES:
+        raise exception.PrivilegedMessageTooLarge(
+            operation=name, size=size, limit=MAX_MESSAGE_BYTES)
+
+
+def _serve(func: Any, args: Any, kwargs: Any) -> Any:
+    """Run an entrypoint in the daemon; what it raises goes back typed
+    and bounded.
+
+    NOTE(vpd): oslo.privsep sends an exception back as its class name and
+    ``args``: the library's errors are cut down (a value repeated whole
+    once made a 50 MB reply), anything else (a bug, arguments that do not
+    fit the entrypoint) becomes PrivilegedHelperFailed.
+    """
+    from vif_plug_dyn.privsep import limits
+    try:
+        return func(*args, **kwargs)
+    except exception.VifPlugDynException as exc:
+        message, kw = limits.bounded_error(exc)
+        raise type(exc)(message, kw) from None
+    except Exception as exc:  # noqa: BLE001 - never an untyped reply
+        raise exception.PrivilegedHelperFailed(
+            operation=str(limits.shorten(getattr(func, '__name__', 'call'))),
+            reason='%s: %s' % (type(exc).__name__,
+                               _short(str(limits.shorten(str(exc), 512)))))
 
 
 def _helper_path(arg: str) -> str:

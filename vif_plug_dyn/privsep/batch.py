@@ -30,6 +30,17 @@ engine: lookups, pipelining, results, deletion and undo.
 Deleting several devices puts them all in a transient link group and
 deletes the group with one request: the kernel unregisters them together
 (one RCU grace period for all) instead of one by one.
+
+Link groups are the daemon's own business: no operation carries one.
+Every device a batch creates joins the batch's creation group (drawn from
+:data:`TRANSIENT_GROUP_RANGE`), so ports built together and released
+together go with one group delete. A group is deleted whole only when a
+dump taken after the batch's last change shows that every device in it
+is one the delete asked for and owns at that moment; the others go
+through a fresh transient group holding exactly them.
+
+What reaches beyond the library's own devices is checked against the
+daemon's policy (:mod:`.policy`) by the handlers.
 """
 
 import dataclasses
@@ -43,9 +54,11 @@ from typing import Any
 from vif_plug_dyn import exception
 from vif_plug_dyn.privsep import handlers
 from vif_plug_dyn.privsep import journal
+from vif_plug_dyn.privsep import limits
 from vif_plug_dyn.privsep import netlink
 from vif_plug_dyn.privsep import nlmsg
 from vif_plug_dyn.privsep import ops as ops_mod
+from vif_plug_dyn.privsep import policy as policy_mod
 from vif_plug_dyn.privsep import tuntap
 from vif_plug_dyn.privsep.netlink import kernel_error
 
@@ -106,8 +119,9 @@ class _Abort(Exception):
 
 
 def _error(exc: exception.VifPlugDynException) -> dict[str, Any]:
-    return {'type': type(exc).__name__, 'message': exc.message,
-            'kwargs': exc.args[1] if len(exc.args) > 1 else {}}
+    message, kwargs = limits.bounded_error(exc)
+    return {'type': type(exc).__name__, 'message': message,
+            'kwargs': kwargs}
 
 
 class Batch:
@@ -116,12 +130,16 @@ class Batch:
     :param sock: the netlink socket to use.
     :param stop_on_error: stop at the first error and roll back what the
         batch created (``True``), or apply everything possible.
+    :param policy: what is allowed beyond the library's own devices (the
+        daemon's current policy when omitted).
     """
 
     def __init__(self, sock: netlink.RtnlSocket,
-                 stop_on_error: bool = True) -> None:
+                 stop_on_error: bool = True,
+                 policy: policy_mod.Policy | None = None) -> None:
         self.sock = sock
         self.stop = stop_on_error
+        self.policy = policy_mod.current() if policy is None else policy
         self.links: dict[str, Link | None] = {}
         self.results: list[dict[str, Any]] = []
         self.created: list[str] = []
@@ -136,8 +154,12 @@ class Batch:
         #: the batch can have changed them (``sizes_fresh``).
         self.group_sizes: dict[int, int] = {}
         self.sizes_fresh = False
-        #: The link group of every device this batch makes (see
-        #: :meth:`creation_group`).
+        #: The link group of every device this batch makes. NOTE(vpd):
+        #: releasing them together later is one group delete, without
+        #: first moving each into a transient group (a request per
+        #: device). It is not checked against the groups in use: a device
+        #: of another group sharing it only means that group is never
+        #: deleted whole (see :meth:`_whole_groups`).
         self.creation_group = random.randint(  # noqa: S311 - not a secret
             *TRANSIENT_GROUP_RANGE)
         self.failed = False
@@ -169,15 +191,6 @@ class Batch:
         undoable = self._undoable(op)
         self.undoable[i] = undoable
         barrier = self.stop and not undoable
-        if op['op'] in ops_mod.CREATE_OPS and op.get('group') is None:
-            # NOTE(vpd): every device a batch makes shares the batch's
-            # link group: releasing them together later is one group
-            # delete, without first moving each into a transient group
-            # (a request per device). The group is not checked against
-            # those in use: a device of another group sharing it only
-            # means that group is never deleted whole (see
-            # delete_links).
-            op = dict(op, group=self.creation_group)
         try:
             if barrier:
                 self.flush_checked()
@@ -582,19 +595,31 @@ class Batch:
         NOTE(vpd): ports built together are usually released together;
         their devices share their batch's creation group, and a group
         whose every member is being deleted needs no transient group.
-        Membership comes from a dump taken while no request of this batch
-        could have changed it.
+        Each device's group and ownership, and every group's size, come
+        from the same dump, taken after the batch's last request: sizes
+        from a fresh dump but groups from an older lookup once let a
+        caller that had moved a tap into another port's group delete
+        that port's tap, or an operator's bridge.
+
+        :raises DeviceNotOwned: a device to delete is no longer ours.
         """
         if len(links) < 2:
             return [], links
         if not self.sizes_fresh:
-            self._dump(set())
+            self._flush()
+            for name, _index in links:
+                self.links.pop(name, None)
+            self._dump({name for name, _index in links})
         low, high = TRANSIENT_GROUP_RANGE
         by_group: dict[int | None, list[tuple[str, int]]] = {}
         for name, index in links:
             link = self.links.get(name)
-            by_group.setdefault(None if link is None else link.group,
-                                []).append((name, index))
+            if link is not None and not link.owned:
+                raise exception.DeviceNotOwned(operation='delete',
+                                               device=name)
+            group = None if link is None or link.index != index \
+                else link.group
+            by_group.setdefault(group, []).append((name, index))
         whole, rest = [], []
         for group, members in by_group.items():
             if group is not None and low <= group <= high and \

@@ -98,8 +98,8 @@ def check_set_link(b: 'Batch', name: str, op: dict[str, Any]) -> 'Link':
     """
     link = b.existing(name)
     if link.borrowed and not link.owned:
-        # NOTE(vpd): ``is``: 0 (a link group) is a change, False (the
-        # default of nomaster) is not.
+        # NOTE(vpd): a 0 is a change, False (the default of nomaster) is
+        # not.
         changed = {k for k, v in op.items() if k not in ('op', 'name') and
                    v is not None and v is not False}
         if changed - ops_mod.BORROWED_OK:

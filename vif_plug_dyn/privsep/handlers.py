@@ -12,6 +12,13 @@ Devices the library adopted (an operator's NIC a host interface
 definition names, see :func:`.ops.adopt`) may be configured by the
 operations of :data:`.ops.ADOPTED_OK` — checked with
 :meth:`~vif_plug_dyn.privsep.batch.Batch.managed` — never deleted.
+
+Everything that reaches beyond the library's own devices is checked
+against the daemon's policy (:mod:`.policy`, the batch's
+:attr:`~vif_plug_dyn.privsep.batch.Batch.policy`): adopting, changing an
+adopted device, joining a master that is not the library's, stacking a
+macvlan, macvtap or VLAN on a lower device that is not the library's,
+configuring a PF's VF.
 """
 
 import errno
@@ -48,10 +55,23 @@ _ADDRESS_FIELDS = ('address', 'prefix', 'peer', 'broadcast', 'label',
                    'metric')
 
 
+def _master_index(b: 'Batch', operation: str, name: str, master: str,
+                  adopted: bool = False) -> int:
+    """The index of ``master``, which device ``name`` may join.
+
+    :raises DeviceNotFound: the master does not exist.
+    :raises PolicyDenied: the policy does not let ``name`` join it.
+    """
+    link = b.existing(master)
+    b.policy.check_master(operation, name, adopted, master, link.owned)
+    return b.index_of(master)
+
+
 def _configure_new(b: 'Batch', i: int, name: str, op: dict[str, Any],
                    master: str | None = None) -> None:
     """The setlink every created device gets: owner alias, state."""
-    master_index = None if master is None else b.index_of(master)
+    master_index = None if master is None else _master_index(
+        b, op['op'], name, master)
     b.send(i, 'setlink', name, lambda seq: nlmsg.setlink(
         seq, name=name, master=master_index,
         alias=ops_mod.alias_for(op['tag']), up=op['up']))
@@ -70,14 +90,14 @@ def create_tap(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     b.require_absent(name, 'create_tap')
     master_index = None
     if op['master'] is not None:
-        master_index = b.index_of(op['master'])
+        master_index = _master_index(b, 'create_tap', name, op['master'])
     b.journal('tun', name)
     try:
         tuntap.create_tap(name, op['multi_queue'], op['owner'],
                           op['owner_group'])
     except OSError as exc:
         raise kernel_error('create_tap', name, exc.errno or 0)
-    b.provisional(name, 'tun', op['group'])
+    b.provisional(name, 'tun', b.creation_group)
     b.confirm(i, name)
     if master_index is not None:
         # NOTE(vpd): a new tap's operstate stays "unknown" (counted as
@@ -92,7 +112,7 @@ def create_tap(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     alias = ops_mod.alias_for(op['tag'])
     b.send(i, 'setlink', name, lambda seq: nlmsg.setlink(
         seq, name=name, mtu=op['mtu'], mac=op['mac'],
-        master=master_index, group=op['group'], alias=alias,
+        master=master_index, group=b.creation_group, alias=alias,
         up=op['up']))
 
 
@@ -105,7 +125,7 @@ def _create_netlink(b: 'Batch', i: int, op: dict[str, Any], kind: str,
         b.journal(kind, name)
     b.send(i, 'newlink', names[0], build, creates=names)
     for name in names:
-        b.provisional(name, kind, op['group'])
+        b.provisional(name, kind, b.creation_group)
 
 
 def create_bridge(b: 'Batch', i: int, op: dict[str, Any]) -> None:
@@ -117,7 +137,7 @@ def create_bridge(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     """
     name = op['name']
     _create_netlink(b, i, op, 'bridge', lambda seq: rtnl.new_bridge(
-        seq, name, mtu=op['mtu'], mac=op['mac'], group=op['group'],
+        seq, name, mtu=op['mtu'], mac=op['mac'], group=b.creation_group,
         stp=op['stp'], forward_delay=op['forward_delay'],
         index=op['index'] or 0), (name,))
     _configure_new(b, i, name, op)
@@ -130,20 +150,23 @@ def create_veth(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     :raises DeviceNotFound: a master does not exist.
     """
     name, peer = op['name'], op['peer']
-    for master in (op['master'], op['peer_master']):
+    for end, master in ((name, op['master']), (peer, op['peer_master'])):
         if master is not None:
-            b.existing(master)
+            _master_index(b, 'create_veth', end, master)
     _create_netlink(b, i, op, 'veth', lambda seq: rtnl.new_veth(
         seq, name, peer, mtu=op['mtu'], mac=op['mac'],
-        peer_mac=op['peer_mac'], group=op['group']), (name, peer))
+        peer_mac=op['peer_mac'], group=b.creation_group), (name, peer))
     _configure_new(b, i, name, op, op['master'])
     _configure_new(b, i, peer, op, op['peer_master'])
 
 
 def create_macvlan(b: 'Batch', i: int, op: dict[str, Any]) -> None:
-    """Create a macvlan on a lower device (anyone's).
+    """Create a macvlan on a lower device (the library's, or one the
+    policy allows in that mode).
 
     :raises DeviceNotFound: the lower device does not exist.
+    :raises PolicyDenied: the policy does not allow that lower device and
+        mode.
     """
     _create_lowered(b, i, op, 'macvlan')
 
@@ -152,6 +175,8 @@ def create_macvtap(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     """Create a macvtap and make sure its ``/dev/tapN`` node exists.
 
     :raises DeviceNotFound: the lower device does not exist.
+    :raises PolicyDenied: the policy does not allow that lower device and
+        mode.
     :raises NetlinkOperationFailed: the kernel refused, or ``/dev/tapN``
         is another device's node (operation ``mknod``).
     """
@@ -174,27 +199,32 @@ def create_macvtap(b: 'Batch', i: int, op: dict[str, Any]) -> None:
 
 
 def create_vlan(b: 'Batch', i: int, op: dict[str, Any]) -> None:
-    """Create an 802.1Q device on a lower device (anyone's).
+    """Create an 802.1Q device on a lower device (the library's, or one
+    the policy allows that VLAN on).
 
     :raises DeviceNotFound: the lower device does not exist.
+    :raises PolicyDenied: the policy does not allow it.
     """
     _create_lowered(b, i, op, 'vlan')
 
 
 def _create_lowered(b: 'Batch', i: int, op: dict[str, Any], kind: str) -> None:
     name = op['name']
+    lower_link = b.existing(op['lower'])
+    carries = 'vlan:%d' % op['vlan_id'] if kind == 'vlan' else op['mode']
+    b.policy.check_lower(op['op'], op['lower'], lower_link.owned, carries)
     lower = b.index_of(op['lower'])
     build: Callable[[int], bytes]
     if kind == 'vlan':
         build = functools.partial(
             rtnl.new_vlan, name=name, lower=lower,
             vlan_id=op['vlan_id'], mtu=op['mtu'], mac=op['mac'],
-            group=op['group'], index=op['index'] or 0)
+            group=b.creation_group, index=op['index'] or 0)
     else:
         build = functools.partial(
             rtnl.new_macvlan, name=name, kind=kind, lower=lower,
             mode=op['mode'], mtu=op['mtu'], mac=op['mac'],
-            group=op['group'], index=op.get('index') or 0)
+            group=b.creation_group, index=op.get('index') or 0)
     _create_netlink(b, i, op, kind, build, (name,))
     _configure_new(b, i, name, op)
 
@@ -209,9 +239,14 @@ def create_bond(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     mode = ops_mod.BOND_MODES[op['mode']]
     options = {k: op[k] for k in _BOND_OPTIONS}
     _create_netlink(b, i, op, 'bond', lambda seq: rtnl.new_bond(
-        seq, name, mode, mtu=op['mtu'], mac=op['mac'], group=op['group'],
-        index=op['index'] or 0, **options), (name,))
+        seq, name, mode, mtu=op['mtu'], mac=op['mac'],
+        group=b.creation_group, index=op['index'] or 0, **options), (name,))
     _configure_new(b, i, name, op)
+
+
+#: The policy's name of what each set_link field changes on an adopted
+#: device.
+_ADOPTED_CHANGES = (('up', 'state'), ('mtu', 'mtu'), ('mac', 'mac'))
 
 
 def set_link(b: 'Batch', i: int, op: dict[str, Any]) -> None:
@@ -220,6 +255,8 @@ def set_link(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     :raises DeviceNotOwned: the device is neither ours nor adopted, or it
         is adopted and the operation sets an owner tag.
     :raises DeviceNotFound: it, or the new master, does not exist.
+    :raises PolicyDenied: an adopted device's change, or the master, is
+        not allowed by the policy.
     """
     name = op['name']
     if op['tag'] is not None:
@@ -229,17 +266,26 @@ def set_link(b: 'Batch', i: int, op: dict[str, Any]) -> None:
         # deleted.
         link = b.owned(name, 'set_link')
     else:
+        # NOTE(vpd): a borrowed tap (a hypervisor's) changes only its
+        # master and state, and joins what the library's devices may.
         link = borrow.check_set_link(b, name, op)
+    adopted = link.adopted and not link.owned
+    if adopted:
+        for field, change in _ADOPTED_CHANGES:
+            if op[field] is not None:
+                b.policy.check_change('set_link', name, change)
+        if op['nomaster']:
+            b.policy.check_change('set_link', name, 'nomaster')
     master = 0 if op['nomaster'] else None
     if op['master'] is not None:
-        # NOTE(vpd): the master may be an operator's bridge: joining
-        # it (adoption) changes our port, not their bridge.
-        master = b.index_of(op['master'])
+        # NOTE(vpd): the master may be an operator's bridge the policy
+        # names: joining it changes our port, not their bridge.
+        master = _master_index(b, 'set_link', name, op['master'], adopted)
     alias = None if op['tag'] is None else ops_mod.alias_for(op['tag'])
     index = link.index or 0
     b.send(i, 'setlink', name, lambda seq: nlmsg.setlink(
         seq, index=index, name=name, mtu=op['mtu'], mac=op['mac'],
-        master=master, group=op['group'], alias=alias, up=op['up']))
+        master=master, alias=alias, up=op['up']))
 
 
 def _index_of_kind(b: 'Batch', name: str, operation: str,
@@ -247,8 +293,12 @@ def _index_of_kind(b: 'Batch', name: str, operation: str,
     """The index of a managed device of link kind ``kind``.
 
     :raises InvalidField: it is of another kind.
+    :raises PolicyDenied: it is adopted and the policy does not allow
+        changing its ``kind`` settings.
     """
-    b.managed(name, operation)
+    link = b.managed(name, operation)
+    if not link.owned:
+        b.policy.check_change(operation, name, kind)
     found = b.kind_of(name)
     if found != kind:
         raise exception.InvalidField(
@@ -293,8 +343,13 @@ def adopt(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     """Mark a device the library did not create as adopted; the result
     carries its ``previous_alias``.
 
+    The marker carries the digest of the alias the device had (kept when
+    an adopted device is adopted again), so that :func:`release` can put
+    back that alias and no other.
+
     :raises DeviceAlreadyOwned: the library created it.
     :raises DeviceNotFound: it does not exist.
+    :raises PolicyDenied: the policy does not list it in ``[adopt]``.
     """
     name = op['name']
     link = b.existing(name)
@@ -302,7 +357,12 @@ def adopt(b: 'Batch', i: int, op: dict[str, Any]) -> None:
         # NOTE(vpd): a device we created stays "created": adopting it
         # would make it undeletable and hide who made it.
         raise exception.DeviceAlreadyOwned(device=name, alias=link.alias)
-    alias = ops_mod.adopted_alias(op['tag'])
+    b.policy.check_adopt(name)
+    if link.adopted:
+        digest = ops_mod.adopted_digest(link.alias)
+    else:
+        digest = ops_mod.alias_digest(link.alias) if link.alias else None
+    alias = ops_mod.adopted_alias(op['tag'], digest)
     index = b.index_of(name)
     b.results[i]['previous_alias'] = link.alias
     b.send(i, 'setlink', name, lambda seq: nlmsg.setlink(
@@ -315,10 +375,13 @@ def adopt(b: 'Batch', i: int, op: dict[str, Any]) -> None:
 
 
 def release(b: 'Batch', i: int, op: dict[str, Any]) -> None:
-    """Give an adopted device back, with the alias asked for (or none).
+    """Give an adopted device back, with the alias it had before adoption
+    (or none).
 
     :raises DeviceNotOwned: it is not adopted.
     :raises DeviceNotFound: it does not exist.
+    :raises PolicyDenied: the alias asked for is not the one the adoption
+        marker records (with no policy, allowed with a warning).
     """
     name = op['name']
     link = b.existing(name)
@@ -326,6 +389,9 @@ def release(b: 'Batch', i: int, op: dict[str, Any]) -> None:
         raise exception.DeviceNotOwned(operation='release', device=name)
     # NOTE(vpd): an empty IFLA_IFALIAS clears the alias.
     alias = op['alias'] or ''
+    if alias and ops_mod.alias_digest(alias) != ops_mod.adopted_digest(
+            link.alias):
+        b.policy.check_restored_alias(name)
     index = b.index_of(name)
     # NOTE(vpd): forget the marker before the kernel answers: if the
     # request fails, treating the device as foreign is the safe side.
@@ -341,7 +407,8 @@ def add_address(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     :raises NetlinkOperationFailed: the kernel refused (EEXIST...).
     """
     name = op['name']
-    b.managed(name, 'add_address')
+    if not b.managed(name, 'add_address').owned:
+        b.policy.check_change('add_address', name, 'addresses')
     index = b.index_of(name)
     fields = {k: op[k] for k in _ADDRESS_FIELDS}
     b.send(i, 'newaddr', '%s %s/%s' % (name, op['address'], op['prefix']),
@@ -355,7 +422,8 @@ def del_address(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     :raises DeviceNotOwned: neither ours nor adopted.
     """
     name = op['name']
-    b.managed(name, 'del_address')
+    if not b.managed(name, 'del_address').owned:
+        b.policy.check_change('del_address', name, 'addresses')
     index = b.index_of(name)
     ok = _NO_ADDRESS_OK if op['missing_ok'] else frozenset()
     b.send(i, 'deladdr', '%s %s/%s' % (name, op['address'], op['prefix']),
@@ -368,10 +436,14 @@ def set_vf(b: 'Batch', i: int, op: dict[str, Any]) -> None:
     """Configure one VF through its PF.
 
     :raises DeviceNotFound: the PF does not exist.
+    :raises PolicyDenied: the policy does not list the PF in ``[vf]``.
     """
     # NOTE(vpd): the PF is the operator's NIC and stays as it is; only
-    # the VF handed to a guest is configured, so no ownership check.
+    # the VF handed to a guest is configured: the policy names the PFs
+    # whose VFs hostdev networks hand out.
     pf = op['pf']
+    b.existing(pf)
+    b.policy.check_vf(pf)
     index = b.index_of(pf)
     b.send(i, 'set_vf', '%s vf %d' % (pf, op['vf']),
                lambda seq: rtnl.set_vf(

@@ -15,12 +15,33 @@ from vif_plug_dyn import exception
 from vif_plug_dyn import validate
 from vif_plug_dyn.privsep import addresses
 from vif_plug_dyn.privsep import batch
+from vif_plug_dyn.privsep import journal
+from vif_plug_dyn.privsep import limits
 from vif_plug_dyn.privsep import netlink
 from vif_plug_dyn.privsep import nlmsg
 from vif_plug_dyn.privsep import ops as ops_mod
+from vif_plug_dyn.privsep import policy
 from vif_plug_dyn.privsep import vif_plug_dyn_pctxt
 
 _KIND_RE = re.compile(r'^[a-z0-9_]{1,16}$')
+
+
+def _ifname(value: Any, field: str = 'name') -> str:
+    """An interface name; an oversized value is refused before anything
+    repeats it."""
+    if limits.too_long(value):
+        raise exception.InvalidField(field=field,
+                                     value=limits.shorten(value),
+                                     reason='not an interface name')
+    return validate.ifname(value, field)
+
+
+def _boolean(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise exception.InvalidField(field=field,
+                                     value=limits.shorten(value),
+                                     reason='must be true or false')
+    return value
 
 
 @vif_plug_dyn_pctxt.entrypoint
@@ -35,11 +56,7 @@ def apply(ops: list[dict[str, Any]],
     :raises InvalidField: an operation is malformed (nothing applied).
     """
     checked = ops_mod.validate_batch(ops)
-    if not isinstance(stop_on_error, bool):
-        raise exception.InvalidField(field='stop_on_error',
-                                     value=stop_on_error,
-                                     reason='must be true or false')
-    return batch.apply(checked, stop_on_error)
+    return batch.apply(checked, _boolean(stop_on_error, 'stop_on_error'))
 
 
 @vif_plug_dyn_pctxt.entrypoint
@@ -63,7 +80,7 @@ def get_link(name: str) -> dict[str, Any]:
 
     :raises DeviceNotFound: no such device.
     """
-    name = validate.ifname(name)
+    name = _ifname(name)
     with _socket() as sock:
         _cookie, err, text, payload = sock.request(
             lambda seq: nlmsg.getlink(seq, name))
@@ -85,13 +102,14 @@ def list_links(master: str | None = None,
     """
     if kind is not None and (not isinstance(kind, str) or
                              not _KIND_RE.fullmatch(kind)):
-        raise exception.InvalidField(field='kind', value=kind,
+        raise exception.InvalidField(field='kind',
+                                     value=limits.shorten(kind),
                                      reason='expected a link kind such as '
                                             'tun or bridge')
     with _socket() as sock:
         master_index = None
         if master is not None:
-            name = validate.ifname(master, 'master')
+            name = _ifname(master, 'master')
             _c, err, text, payload = sock.request(
                 lambda seq: nlmsg.getlink(seq, name))
             if err in netlink.NO_DEVICE:
@@ -118,7 +136,7 @@ def list_addresses(name: str | None = None) -> list[dict[str, Any]]:
     :raises DeviceNotFound: ``name`` does not exist.
     """
     if name is not None:
-        name = validate.ifname(name)
+        name = _ifname(name)
     with _socket() as sock:
         return _addresses(sock, name)
 
@@ -136,9 +154,7 @@ def dump_state(sync: bool = False) -> dict[str, Any]:
     :returns: ``{'links': [...], 'addresses': [...]}`` as
         :func:`list_links` and :func:`list_addresses` return them.
     """
-    if not isinstance(sync, bool):
-        raise exception.InvalidField(field='sync', value=sync,
-                                     reason='must be true or false')
+    _boolean(sync, 'sync')
     with _socket() as sock:
         links = _links(sock)
         if sync:
@@ -186,10 +202,13 @@ def _addresses(sock: netlink.RtnlSocket, name: str | None,
 
 @vif_plug_dyn_pctxt.entrypoint
 def daemon_info() -> dict[str, Any]:
-    """Who and where the daemon is: its PID and network namespace inode
-    (tests check it runs where it was asked to)."""
+    """Who and where the daemon is: its PID, its network namespace inode
+    and the id its creation journal uses (the namespace cookie; tests
+    check it runs where it was asked to), and the policy it enforces."""
     return {'pid': os.getpid(),
-            'netns_inode': os.stat('/proc/self/ns/net').st_ino}
+            'netns_inode': os.stat('/proc/self/ns/net').st_ino,
+            'netns_id': journal.namespace_id(),
+            'policy': policy.current().to_dict()}
 
 
 def _socket() -> netlink.RtnlSocket:

@@ -14,18 +14,28 @@ Only marked devices may be deleted or reconfigured.
 
 Adoption: a device the library did not create (an operator's NIC that a
 host interface definition names) can be *adopted* with :func:`adopt`: its
-alias becomes ``vif_plug_dyn.adopted:<tag>`` (:func:`adopted_alias`).
-An adopted device may be configured like one of ours (:func:`set_link`
-except its owner tag, addresses, bridge and bond settings) but never
-deleted; :func:`release` gives it back, with the alias it had.
+alias becomes ``vif_plug_dyn.adopted:<tag>``, followed by ``#<digest>``
+of the alias it had when it had one (:func:`adopted_alias`). An adopted
+device may be configured like one of ours (:func:`set_link` except its
+owner tag, addresses, bridge and bond settings) as far as the daemon's
+policy allows (:mod:`.policy`), but never deleted; :func:`release` gives
+it back, with the alias it had (the digest lets the daemon check it).
+
+Link groups are the daemon's business: no operation takes one (see
+:mod:`.batch`).
+
+Every error message names a value cut down by :func:`.limits.shorten`:
+the daemon never echoes an unbounded value.
 
 Borrowing: a tap a hypervisor made for a guest (nova's ``tap`` VIF type)
 can be *borrowed* with :func:`borrow` so that the library cables it: its
 alias becomes ``vif_plug_dyn.borrowed:<tag>``, and only its master and
-its up/down state may then change (:data:`BORROWED_OK`); it is never
-deleted, and :func:`give_back` clears the marker again.
+its up/down state may then change (:data:`BORROWED_OK`), to masters the
+daemon's policy lets the library's devices join; it is never deleted,
+and :func:`give_back` clears the marker again.
 """
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -33,6 +43,8 @@ from typing import Any
 from vif_plug_dyn import exception
 from vif_plug_dyn import validate
 from vif_plug_dyn.privsep import addresses
+from vif_plug_dyn.privsep import limits
+from vif_plug_dyn.privsep.limits import shorten
 
 #: Interface alias prefix marking a device as created by vif_plug_dyn.
 ALIAS_PREFIX = 'vif_plug_dyn'
@@ -65,12 +77,15 @@ REDIRECT_QDISCS = ('clsact', 'ingress')
 _TAG_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}$')
 
 _REQUIRED = object()
+_TEXT = (str, bytes)
+_MAX_TEXT = limits.MAX_TEXT
 
 Validator = Callable[[Any, str], Any]
 
 
 def _fail(field: str, value: Any, reason: str) -> exception.InvalidField:
-    return exception.InvalidField(field=field, value=value, reason=reason)
+    return exception.InvalidField(field=shorten(field, 128),
+                                  value=shorten(value), reason=reason)
 
 
 def check_tag(value: Any, field: str = 'tag') -> str:
@@ -112,21 +127,42 @@ def parse_alias(alias: str | None) -> tuple[bool, str | None]:
     return False, None
 
 
-def adopted_alias(tag: str) -> str:
+def alias_digest(alias: str) -> str:
+    """The digest of an alias an adoption marker carries (16 hex digits
+    of its SHA-256)."""
+    data = alias.encode('utf-8', 'surrogateescape')
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def adopted_alias(tag: str, digest: str | None = None) -> str:
     """Return the interface alias marking a device as adopted.
 
     :param tag: the owner tag (already validated).
-    :returns: ``vif_plug_dyn.adopted:<tag>``.
+    :param digest: :func:`alias_digest` of the alias the device had
+        before, if any.
+    :returns: ``vif_plug_dyn.adopted:<tag>`` or
+        ``vif_plug_dyn.adopted:<tag>#<digest>``.
     """
-    return '%s:%s' % (ADOPTED_PREFIX, tag)
+    marker = '%s:%s' % (ADOPTED_PREFIX, tag)
+    return marker if not digest else '%s#%s' % (marker, digest)
 
 
 def parse_adopted(alias: str | None) -> str | None:
     """Return the tag of an adoption marker, ``None`` for any other
     alias."""
     if alias and alias.startswith(ADOPTED_PREFIX + ':'):
-        return alias[len(ADOPTED_PREFIX) + 1:] or None
+        return alias[len(ADOPTED_PREFIX) + 1:].split('#', 1)[0] or None
     return None
+
+
+def adopted_digest(alias: str | None) -> str | None:
+    """Return the previous alias's digest an adoption marker carries
+    (``None``: the device had no alias, or an earlier release adopted
+    it)."""
+    if parse_adopted(alias) is None:
+        return None
+    _tag, sep, digest = str(alias).partition('#')
+    return digest if sep and digest else None
 
 
 def borrowed_alias(tag: str) -> str:
@@ -173,10 +209,6 @@ def _vlan_id(value: Any, field: str) -> int:
     if isinstance(value, str):
         raise _fail(field, value, 'must be an integer')
     return validate.vlan(value, field)
-
-
-def _link_group(value: Any, field: str) -> int:
-    return _u32(value, field)
 
 
 def _uid(value: Any, field: str) -> int:
@@ -266,6 +298,9 @@ def _ifnames(value: Any, field: str) -> list[str]:
     if len(value) > MAX_OPS:
         raise _fail(field, '<%d names>' % len(value),
                     'more than %d names' % MAX_OPS)
+    for i, item in enumerate(value):
+        if limits.too_long(item):
+            raise _fail('%s[%d]' % (field, i), item, 'not an interface name')
     names = [validate.ifname(v, '%s[%d]' % (field, i))
              for i, v in enumerate(value)]
     if len(set(names)) != len(names):
@@ -279,7 +314,6 @@ _DEVICE_FIELDS: dict[str, tuple[Validator, Any]] = {
     'mac': (validate.mac, None),
     'up': (_boolean, True),
     'tag': (check_tag, None),
-    'group': (_link_group, None),
 }
 _LOWER_FIELDS: dict[str, tuple[Validator, Any]] = {
     'lower': (validate.ifname, _REQUIRED),
@@ -334,7 +368,6 @@ SCHEMAS: dict[str, dict[str, tuple[Validator, Any]]] = {
                  'mac': (validate.mac, None),
                  'master': (validate.ifname, None),
                  'nomaster': (_boolean, False),
-                 'group': (_link_group, None),
                  'tag': (check_tag, None)},
     'delete': {'names': (_ifnames, _REQUIRED),
                'missing_ok': (_boolean, True)},
@@ -418,10 +451,12 @@ def validate_op(op: Any, field: str = 'op') -> dict[str, Any]:
     if schema is None:
         raise _fail(field + '.op', kind, 'unknown operation; expected one '
                                         'of %s' % ', '.join(sorted(SCHEMAS)))
-    unknown = [str(k) for k in op if k != 'op' and k not in schema]
+    unknown = [k for k in op if k != 'op' and k not in schema]
     if unknown:
-        raise _fail(field, kind, 'unknown field(s) %s' % ', '.join(
-            sorted(unknown)))
+        shown = sorted(str(shorten(k, 32)) for k in unknown[:5])
+        raise _fail(field, kind, 'unknown field(s) %s%s' % (
+            ', '.join(shown), '' if len(unknown) <= 5 else
+            ' and %d more' % (len(unknown) - 5)))
     out: dict[str, Any] = {'op': kind}
     for name, (check, default) in schema.items():
         value = op.get(name)
@@ -431,6 +466,11 @@ def validate_op(op: Any, field: str = 'op') -> dict[str, Any]:
                             'is required by %s' % kind)
             out[name] = default
             continue
+        # NOTE(vpd): inline (a function call per field cost 2 ms per
+        # 1000 taps): refuse oversized text before a validator repeats it.
+        if value.__class__ in _TEXT and len(value) > _MAX_TEXT:
+            raise _fail('%s.%s' % (field, name), value,
+                        'longer than %d characters' % _MAX_TEXT)
         try:
             out[name] = check(value, name)
         except exception.InvalidField as exc:
@@ -449,7 +489,7 @@ def _check_relations(op: dict[str, Any], field: str) -> None:
         if op['master'] is not None and op['nomaster']:
             raise _fail(field + '.nomaster', True,
                         'cannot be combined with master')
-        changes = ('up', 'mtu', 'mac', 'master', 'group', 'tag')
+        changes = ('up', 'mtu', 'mac', 'master', 'tag')
         if not op['nomaster'] and all(op[k] is None for k in changes):
             raise _fail(field, kind, 'changes nothing')
     if kind in ('create_veth', 'redirect', 'unredirect') and \
@@ -510,7 +550,7 @@ def _build(kind: str, **fields: Any) -> dict[str, Any]:
 
 def create_bridge(name: str, *, mtu: int | None = None,
                   mac: str | None = None, up: bool = True,
-                  tag: str | None = None, group: int | None = None,
+                  tag: str | None = None,
                   stp: bool = False, forward_delay: int = 0,
                   index: int | None = None) -> dict[str, Any]:
     """A Linux bridge, by default with forward delay 0 and STP off.
@@ -520,7 +560,6 @@ def create_bridge(name: str, *, mtu: int | None = None,
     :param mac: its MAC address.
     :param up: bring it up.
     :param tag: owner tag written into its alias.
-    :param group: a link group to put it in.
     :param stp: run the kernel's spanning tree.
     :param forward_delay: in hundredths of a second (0-3000).
     :param index: the ifindex to give it; the kernel picks one when
@@ -528,13 +567,13 @@ def create_bridge(name: str, *, mtu: int | None = None,
     :raises InvalidField: a bad value.
     """
     return _build('create_bridge', name=name, mtu=mtu, mac=mac, up=up,
-                  tag=tag, group=group, stp=stp,
+                  tag=tag, stp=stp,
                   forward_delay=forward_delay, index=index)
 
 
 def create_tap(name: str, *, mtu: int | None = None, mac: str | None = None,
                master: str | None = None, up: bool = True,
-               tag: str | None = None, group: int | None = None,
+               tag: str | None = None,
                owner: int | None = None, owner_group: int | None = None,
                multi_queue: bool = False) -> dict[str, Any]:
     """A persistent tap device, optionally enslaved to ``master``.
@@ -545,7 +584,6 @@ def create_tap(name: str, *, mtu: int | None = None, mac: str | None = None,
     :param master: a bridge (ours or an operator's) to enslave it to.
     :param up: bring it up.
     :param tag: owner tag written into its alias.
-    :param group: a link group to put it in.
     :param owner: the user id allowed to open it (like ``ip tuntap ...
         user``).
     :param owner_group: the group id allowed to open it.
@@ -553,15 +591,15 @@ def create_tap(name: str, *, mtu: int | None = None, mac: str | None = None,
     :raises InvalidField: a bad value.
     """
     return _build('create_tap', name=name, mtu=mtu, mac=mac, master=master,
-                  up=up, tag=tag, group=group, owner=owner,
+                  up=up, tag=tag, owner=owner,
                   owner_group=owner_group, multi_queue=multi_queue)
 
 
 def create_veth(name: str, peer: str, *, mtu: int | None = None,
                 mac: str | None = None, peer_mac: str | None = None,
                 master: str | None = None, peer_master: str | None = None,
-                up: bool = True, tag: str | None = None,
-                group: int | None = None) -> dict[str, Any]:
+                up: bool = True, tag: str | None = None
+                ) -> dict[str, Any]:
     """A veth pair; both ends are marked as ours.
 
     :param name: the first end.
@@ -572,13 +610,12 @@ def create_veth(name: str, peer: str, *, mtu: int | None = None,
     """
     return _build('create_veth', name=name, peer=peer, mtu=mtu, mac=mac,
                   peer_mac=peer_mac, master=master, peer_master=peer_master,
-                  up=up, tag=tag, group=group)
+                  up=up, tag=tag)
 
 
 def create_macvtap(name: str, lower: str, *, mode: str = 'bridge',
                    mtu: int | None = None, mac: str | None = None,
                    up: bool = True, tag: str | None = None,
-                   group: int | None = None,
                    index: int | None = None) -> dict[str, Any]:
     """A macvtap on ``lower``; its ``/dev/tapN`` node is made if missing.
 
@@ -588,27 +625,26 @@ def create_macvtap(name: str, lower: str, *, mode: str = 'bridge',
     :raises InvalidField: a bad value.
     """
     return _build('create_macvtap', name=name, lower=lower, mode=mode,
-                  mtu=mtu, mac=mac, up=up, tag=tag, group=group,
+                  mtu=mtu, mac=mac, up=up, tag=tag,
                   index=index)
 
 
 def create_macvlan(name: str, lower: str, *, mode: str = 'bridge',
                    mtu: int | None = None, mac: str | None = None,
-                   up: bool = True, tag: str | None = None,
-                   group: int | None = None) -> dict[str, Any]:
+                   up: bool = True, tag: str | None = None
+                   ) -> dict[str, Any]:
     """A macvlan on ``lower``.
 
     :param mode: ``vepa``, ``bridge``, ``private`` or ``passthrough``.
     :raises InvalidField: a bad value.
     """
     return _build('create_macvlan', name=name, lower=lower, mode=mode,
-                  mtu=mtu, mac=mac, up=up, tag=tag, group=group)
+                  mtu=mtu, mac=mac, up=up, tag=tag)
 
 
 def create_vlan(name: str, lower: str, vlan_id: int, *,
                 mtu: int | None = None, mac: str | None = None,
                 up: bool = True, tag: str | None = None,
-                group: int | None = None,
                 index: int | None = None) -> dict[str, Any]:
     """An 802.1Q VLAN device on ``lower``.
 
@@ -617,14 +653,14 @@ def create_vlan(name: str, lower: str, vlan_id: int, *,
     :raises InvalidField: a bad value.
     """
     return _build('create_vlan', name=name, lower=lower, vlan_id=vlan_id,
-                  mtu=mtu, mac=mac, up=up, tag=tag, group=group,
+                  mtu=mtu, mac=mac, up=up, tag=tag,
                   index=index)
 
 
 def create_bond(name: str, *, mode: str = 'active-backup',
                 miimon: int | None = None, mtu: int | None = None,
                 mac: str | None = None, up: bool = True,
-                tag: str | None = None, group: int | None = None,
+                tag: str | None = None,
                 index: int | None = None,
                 **options: Any) -> dict[str, Any]:
     """A bonding device.
@@ -640,7 +676,7 @@ def create_bond(name: str, *, mode: str = 'active-backup',
     :raises InvalidField: a bad value or an unknown option.
     """
     return _build('create_bond', name=name, mode=mode, miimon=miimon,
-                  mtu=mtu, mac=mac, up=up, tag=tag, group=group,
+                  mtu=mtu, mac=mac, up=up, tag=tag,
                   index=index, **options)
 
 
@@ -757,7 +793,7 @@ def del_address(name: str, address: str, prefix: int | None = None, *,
 
 def set_link(name: str, *, up: bool | None = None, mtu: int | None = None,
              mac: str | None = None, master: str | None = None,
-             nomaster: bool = False, group: int | None = None,
+             nomaster: bool = False,
              tag: str | None = None) -> dict[str, Any]:
     """Change attributes of a device we own, in one netlink request.
 
@@ -768,7 +804,7 @@ def set_link(name: str, *, up: bool | None = None, mtu: int | None = None,
     :raises InvalidField: a bad value, or nothing to change.
     """
     return _build('set_link', name=name, up=up, mtu=mtu, mac=mac,
-                  master=master, nomaster=nomaster, group=group, tag=tag)
+                  master=master, nomaster=nomaster, tag=tag)
 
 
 def set_state(name: str, up: bool) -> dict[str, Any]:
@@ -799,11 +835,6 @@ def set_nomaster(name: str) -> dict[str, Any]:
 def set_alias(name: str, tag: str) -> dict[str, Any]:
     """Rewrite the owner tag in the alias of a device we own."""
     return set_link(name, tag=tag)
-
-
-def set_group(name: str, group: int) -> dict[str, Any]:
-    """Put a device we own in link group ``group``."""
-    return set_link(name, group=group)
 
 
 def delete(names: Iterable[str] | str,

@@ -4,8 +4,10 @@ privileged helper daemon, and managers on it."""
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from oslo_config import cfg
@@ -22,12 +24,51 @@ def require_root():
 
 
 @contextlib.contextmanager
-def private_host(prefix):
+def daemon_policy(policy, **options):
+    """Make the next daemon enforce ``policy`` (the text of a policy
+    file), the way a deployment does: a root-owned file named by a
+    configuration file on the daemon's command line.
+
+    :param options: more ``[vif_plug_dyn_privileged]`` options for the
+        daemon (``require_policy``...).
+    :returns: (context) the policy file's path.
+    """
+    require_root()
+    helper = os.path.join(os.path.dirname(sys.executable), 'privsep-helper')
+    if not os.path.exists(helper):
+        pytest.skip('privsep-helper not installed next to %s' %
+                    sys.executable)
+    tmp = tempfile.mkdtemp(prefix='vpdt-policy-')
+    path = os.path.join(tmp, 'policy.conf')
+    try:
+        if policy is not None:
+            with open(path, 'w', encoding='utf-8') as handle:
+                handle.write(policy)
+            os.chmod(path, 0o644)
+        conf_file = os.path.join(tmp, 'daemon.conf')
+        lines = ['[%s]' % opts.PRIVSEP_GROUP, 'policy_files = %s' % path]
+        lines += ['%s = %s' % item for item in sorted(options.items())]
+        with open(conf_file, 'w', encoding='utf-8') as handle:
+            handle.write('\n'.join(lines) + '\n')
+        cfg.CONF.set_override('helper_command', '%s --config-file %s' % (
+            helper, conf_file), group=opts.PRIVSEP_GROUP)
+        yield path
+    finally:
+        cfg.CONF.clear_override('helper_command', group=opts.PRIVSEP_GROUP)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_host(prefix, policy=None, **policy_options):
     """A namespace with the privileged helper daemon started inside it.
 
     The daemon is one per process: the context stops it on exit so the
     namespace (and every device in it) can go.
 
+    :param policy: the text of a policy file the daemon enforces
+        (``None``: no policy file, compatibility mode).
+    :param policy_options: more daemon options (see
+        :func:`daemon_policy`).
     :raises RuntimeError: a daemon already runs in this process. NOTE(vpd):
         oslo.privsep would keep it, in its namespace, and every call of
         the second host would silently change the first one's.
@@ -38,7 +79,10 @@ def private_host(prefix):
             'the privileged daemon of this process already runs (in '
             'namespace %s): stop it before opening another private host'
             % privsep.vif_plug_dyn_pctxt.netns)
-    with NetNamespace(prefix) as ns:
+    with contextlib.ExitStack() as stack:
+        if policy is not None or policy_options:
+            stack.enter_context(daemon_policy(policy, **policy_options))
+        ns = stack.enter_context(NetNamespace(prefix))
         privsep.start(netns=ns.name)
         try:
             yield ns
@@ -125,3 +169,24 @@ def ping(ns, address, count=2):
     result = ns.run(['ping', '-n', '-q', '-c', str(count), '-i', '0.2',
                      '-W', '1', address], check=False)
     return result.returncode == 0
+
+
+_SET_GROUP = '''
+import sys
+from pyroute2 import IPRoute
+with IPRoute() as ipr:
+    (index,) = ipr.link_lookup(ifname=sys.argv[1])
+    ipr.link('set', index=index, group=int(sys.argv[2]))
+'''
+
+
+def set_link_group(netns, device, group):
+    """Put ``device`` of namespace ``netns`` (a name) in link group
+    ``group``, as root would.
+
+    NOTE(vpd): ``ip`` reads a group as a signed integer and cannot name
+    the privileged helper's groups (2^31 and up); pyroute2 can.
+    """
+    subprocess.run(['ip', 'netns', 'exec', netns, sys.executable, '-c',
+                    _SET_GROUP, device, str(group)], check=True,
+                   capture_output=True)

@@ -41,7 +41,9 @@ HELPER = os.path.join(os.path.dirname(sys.executable), 'privsep-helper')
 # brought up once keeps the default qdisc the kernel attached on its
 # first open ("noop" -> "noqueue"; noqueue has no handle, it cannot be
 # deleted), so "qdisc" is dropped too.
-VOLATILE = frozenset({'qdisc', 'fdb_n_learned'})
+# The link group is the privileged helper's own bookkeeping: a device it
+# recreates joins that batch's group (see vif_plug_dyn.privsep.batch).
+VOLATILE = frozenset({'qdisc', 'fdb_n_learned', 'group'})
 FOREVER = 4294967295
 
 

@@ -37,6 +37,11 @@ BAD_NAMES = ['', '.', '..', '../opbr0', '/', '/sys/class/net/lo', 'a/b',
 @pytest.fixture(scope='module')
 def host():
     with fixtures.private_host('attack') as ns:
+        # NOTE(vpd): no duplicate address detection: the address dump
+        # must not change by itself while the tests compare it.
+        for conf in ('all', 'default'):
+            ns.run(['sysctl', '-q', '-w',
+                    'net.ipv6.conf.%s.accept_dad=0' % conf])
         ns.run(['ip', 'link', 'add', 'opbr0', 'type', 'bridge'])
         ns.run(['ip', 'link', 'add', 'opv0', 'type', 'veth', 'peer', 'name',
                 'opv1'])
@@ -71,12 +76,42 @@ def _without_timers(value):
 
 
 def _state(ns):
+    """The namespace's link, qdisc and address dumps."""
     links = _without_timers(json.loads(ns.check_output(
         ['ip', '-d', '-j', 'link', 'show'])))
     # NOTE(vpd): filters hang off qdiscs: none of these devices has one
     # unless an attack added it, which the qdisc dump shows.
     qdiscs = ns.check_output(['tc', '-j', 'qdisc', 'show'])
-    return links, qdiscs
+    addresses = _without_timers(json.loads(ns.check_output(
+        ['ip', '-j', 'addr', 'show'])))
+    return links, qdiscs, addresses
+
+
+def changes(before, after):
+    """What differs between two :func:`_state` dumps, for messages."""
+    out = []
+    for part, old, new in zip(('links', 'qdiscs', 'addresses'), before,
+                              after, strict=True):
+        if old == new:
+            continue
+        if not isinstance(old, list):
+            out.append('%s: %r -> %r' % (part, old, new))
+            continue
+        olds = {item.get('ifname'): item for item in old}
+        news = {item.get('ifname'): item for item in new}
+        for name in sorted(set(olds) | set(news)):
+            a, b = olds.get(name), news.get(name)
+            if a == b:
+                continue
+            if a is None or b is None:
+                out.append('%s %s: %s' % (part, name, 'appeared' if a is
+                                          None else 'gone'))
+                continue
+            for key in sorted(set(a) | set(b)):
+                if a.get(key) != b.get(key):
+                    out.append('%s %s.%s: %r -> %r' % (
+                        part, name, key, a.get(key), b.get(key)))
+    return '; '.join(out)
 
 
 def _refused(ns, call, *expected, compare=True):
@@ -88,7 +123,8 @@ def _refused(ns, call, *expected, compare=True):
         call()
     assert isinstance(err.value, exception.VifPlugDynException)
     if compare:
-        assert _state(ns) == before, 'the refused call changed the host'
+        after = _state(ns)
+        assert after == before, changes(before, after)
     return err.value
 
 
@@ -102,7 +138,6 @@ FOREIGN_OPS = [
     ops.set_master('opv0', 'opbr0'),
     ops.set_nomaster('opv1'),
     ops.set_alias('opv0', 'mine'),
-    ops.set_group('lo', 7),
     ops.set_link('opbr0', mac='52:54:00:00:00:99'),
     ops.redirect('opv0', 'opv1'),
     ops.redirect('tapmine0', 'opv0'),
@@ -175,7 +210,8 @@ def test_bad_names_refused_everywhere(host, field):
             if not re.fullmatch(r'[a-z0-9_]{1,16}', value):
                 _refused(host, lambda: linux_net.list_links(None, value),
                          exception.InvalidField, compare=False)
-    assert _state(host) == before, 'a refused call changed the host'
+    after = _state(host)
+    assert after == before, changes(before, after)
 
 
 MALFORMED = [
@@ -199,6 +235,9 @@ MALFORMED = [
     {'op': 'create_tap', 'name': 'tapatk3', 'owner': -1},
     {'op': 'create_tap', 'name': 'tapatk3', 'owner': 2 ** 32 - 1},
     {'op': 'create_tap', 'name': 'tapatk3', 'group': 2 ** 32},
+    {'op': 'create_tap', 'name': 'tapatk3', 'group': 7},
+    {'op': 'set_link', 'name': 'tapmine0', 'group': 7},
+    {'op': 'set_link', 'name': 'lo', 'group': 7},
     {'op': 'create_tap', 'name': 'tapatk3', 'tag': 'a b'},
     {'op': 'create_tap', 'name': 'tapatk3', 'tag': 'x' * 129},
     {'op': 'create_tap', 'name': 'tapatk3', 'tag': 'ünïcode'},

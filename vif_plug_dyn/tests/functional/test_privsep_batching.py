@@ -5,6 +5,7 @@ import pytest
 from vif_plug_dyn import exception
 from vif_plug_dyn.privsep import linux_net
 from vif_plug_dyn.privsep import ops
+from vif_plug_dyn.tests.functional import fixtures
 
 
 def _statuses(results):
@@ -14,12 +15,16 @@ def _statuses(results):
 def test_one_call_builds_a_bridge_and_many_taps(host, netns):
     names = ['tb%d' % i for i in range(60)]
     results = host.apply([ops.create_bridge('brb')] + [
-        ops.create_tap(n, mtu=1400, master='brb', group=5) for n in names])
+        ops.create_tap(n, mtu=1400, master='brb') for n in names])
     assert _statuses(results) == ['ok'] * 61
     ports = host.list_links(master='brb')
     assert sorted(p['name'] for p in ports) == sorted(names)
-    assert {(p['mtu'], p['group'], p['up'], p['tag']) for p in ports} == {
-        (1400, 5, True, 'fn')}
+    assert {(p['mtu'], p['up'], p['tag']) for p in ports} == {
+        (1400, True, 'fn')}
+    # One link group for the whole batch, the daemon's choice.
+    (group,) = {p['group'] for p in ports}
+    assert host.get_link('brb')['group'] == group
+    assert 2 ** 31 <= group < 2 ** 32 - 1
 
 
 def test_stop_at_first_error_rolls_back(host, netns):
@@ -62,10 +67,12 @@ def test_best_effort(host, netns):
 
 def test_group_delete_removes_only_ours(host, netns):
     names = ['tg%d' % i for i in range(40)]
-    host.run([ops.create_tap(n, group=9) for n in names])
-    # an operator's device in a group of its own, and one in ours
+    host.run([ops.create_tap(n) for n in names])
+    group = host.get_link(names[0])['group']
+    # an operator's device (root put it there) in the batch's group, and
+    # one in another group of the library's range
     netns.ip('tuntap', 'add', 'dev', 'optap', 'mode', 'tap')
-    netns.ip('link', 'set', 'optap', 'group', '9')
+    fixtures.set_link_group(netns.name, 'optap', group)
     netns.ip('tuntap', 'add', 'dev', 'optap2', 'mode', 'tap')
     netns.ip('link', 'set', 'optap2', 'group', '2147483647')
     result = host.delete(names + ['notthere'])
@@ -73,7 +80,7 @@ def test_group_delete_removes_only_ours(host, netns):
     left = netns.names()
     assert not left & set(names)
     assert {'optap', 'optap2'} <= left
-    assert netns.link('optap')['group'] == '9'
+    assert host.get_link('optap')['group'] == group
 
 
 def test_create_and_delete_in_one_batch(host, netns):

@@ -65,11 +65,10 @@ def test_link_changes(host, netns):
     assert 'UP' not in netns.link('tapc')['flags']
     host.run([ops.set_mtu('tapc', 9000), ops.set_mac('tapc',
                                                      '52:54:00:aa:00:03'),
-              ops.set_group('tapc', 77), ops.set_alias('tapc', 'port-9'),
+              ops.set_alias('tapc', 'port-9'),
               ops.set_state('tapc', True)])
     link = netns.link('tapc')
     assert link['mtu'] == 9000 and link['address'] == '52:54:00:aa:00:03'
-    assert link['group'] == '77'
     assert link['ifalias'] == 'vif_plug_dyn:port-9'
     assert 'UP' in link['flags']
     assert host.get_link('tapc')['tag'] == 'port-9'

@@ -18,8 +18,7 @@ def operator_bridge(netns):
 
 @pytest.mark.parametrize('op', [
     ops.delete('lo'), ops.set_mtu('lo', 1500), ops.set_state('lo', False),
-    ops.set_mac('lo', '52:54:00:00:00:01'), ops.set_alias('lo', 'mine'),
-    ops.set_group('lo', 3)])
+    ops.set_mac('lo', '52:54:00:00:00:01'), ops.set_alias('lo', 'mine')])
 def test_lo_is_untouchable(host, netns, op):
     before = netns.link('lo')
     with pytest.raises(exception.DeviceNotOwned) as excinfo:

@@ -25,6 +25,17 @@ def _private_journal(tmp_path_factory, monkeypatch):
     journal.JOURNAL.close()
 
 
+@pytest.fixture(autouse=True)
+def _policy():
+    """The batch engine, run in-process by unit tests, enforces the
+    policy a test gives it; otherwise none (compatibility mode), never
+    a file of the machine's."""
+    from vif_plug_dyn.privsep import policy
+    policy.use(policy.permissive('unit tests'))
+    yield
+    policy.use(policy.permissive('unit tests'))
+
+
 def write_network(directory, name, xml):
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, name + '.xml'), 'w') as handle:

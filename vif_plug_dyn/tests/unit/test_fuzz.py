@@ -406,7 +406,7 @@ def test_operation_builders_raise_only_invalid_field(args, kwargs):
                     ops.create_macvtap, ops.create_macvlan, ops.create_vlan,
                     ops.create_bond, ops.set_link, ops.set_state,
                     ops.set_mtu, ops.set_mac, ops.set_master,
-                    ops.set_nomaster, ops.set_alias, ops.set_group,
+                    ops.set_nomaster, ops.set_alias,
                     ops.delete, ops.redirect, ops.unredirect, ops.set_vf):
         try:
             builder(*args, **kwargs)

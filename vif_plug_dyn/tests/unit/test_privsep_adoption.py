@@ -105,8 +105,9 @@ def test_adopting_a_foreign_device_sets_the_marker():
     assert [r['status'] for r in results] == ['ok', 'ok']
     assert results[0]['previous_alias'] == 'uplink'
     assert sent[0]['index'] == 2
+    # The marker records a digest of the alias it had.
     assert sent[0].get_attr('IFLA_IFALIAS') == \
-        'vif_plug_dyn.adopted:hostif.eth0'
+        'vif_plug_dyn.adopted:hostif.eth0#' + ops.alias_digest('uplink')
     assert sent[1].get_attr('IFLA_MTU') == 9000
 
 
@@ -239,7 +240,8 @@ def test_adopt_then_configure_in_one_batch(kernel):
                             ops.set_link('eth0', mtu=9000, up=True)])
     assert [r['status'] for r in results] == ['ok', 'ok']
     assert results[0]['previous_alias'] == 'uplink'
-    assert kernel.links['eth0'].alias == 'vif_plug_dyn.adopted:hostif.eth0'
+    assert kernel.links['eth0'].alias == ops.adopted_alias(
+        'hostif.eth0', ops.alias_digest('uplink'))
     assert kernel.links['eth0'].mtu == 9000
 
 

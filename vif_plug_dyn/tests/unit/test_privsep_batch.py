@@ -3,9 +3,11 @@
 import errno
 import fcntl
 import os
+import time
 
 import pytest
 
+from vif_plug_dyn import exception
 from vif_plug_dyn.privsep import batch
 from vif_plug_dyn.privsep import handlers
 from vif_plug_dyn.privsep import netlink
@@ -66,12 +68,15 @@ class TestCreate:
         results = run(kernel, [
             ops.create_bridge('br0', tag='t', mtu=1450),
             ops.create_tap('tap0', master='br0', mtu=1450, tag='t',
-                           group=3, multi_queue=True, owner=107)])
+                           multi_queue=True, owner=107)])
         assert statuses(results) == ['ok', 'ok']
         br, tap = kernel.links['br0'], kernel.links['tap0']
         assert br.kind == 'bridge' and br.alias == OURS and br.up
         assert tap.master == br.index and tap.mtu == 1450
-        assert tap.alias == OURS and tap.group == 3 and tap.up
+        assert tap.alias == OURS and tap.up
+        # Both in the batch's creation group, chosen by the daemon.
+        low, high = batch.TRANSIENT_GROUP_RANGE
+        assert low <= tap.group <= high and br.group == tap.group
         assert kernel.ioctl_taps == [('tap0', True, 107, None)]
         # NOTE(vpd): link-watch sync (getlink) before the tap is enslaved
         setlinks = [m for m in kernel.sent('newlink')
@@ -373,8 +378,8 @@ def test_every_operation_has_a_handler():
 def _journal_file(pid, lines):
     """Another daemon's journal in this namespace."""
     from vif_plug_dyn.privsep import journal
-    path = os.path.join(journal.JOURNAL_DIR, 'creating-%d-%d' % (
-        os.stat('/proc/self/ns/net').st_ino, pid))
+    path = os.path.join(journal.JOURNAL_DIR, 'creating-%s-%d' % (
+        journal.namespace_id(), pid))
     os.makedirs(journal.JOURNAL_DIR, exist_ok=True)
     with open(path, 'w') as handle:
         handle.write(''.join('%s %s\n' % line for line in lines))
@@ -420,6 +425,76 @@ class TestJournal:
         assert os.path.getsize(own) == 0
 
 
+class TestJournalIdentity:
+    @pytest.fixture
+    def journal(self):
+        from vif_plug_dyn.privsep import journal
+        journal.JOURNAL.close()
+        os.makedirs(journal.JOURNAL_DIR, exist_ok=True)
+        return journal
+
+    def _file(self, journal, name, lines=(), age=0):
+        path = os.path.join(journal.JOURNAL_DIR, name)
+        with open(path, 'w') as handle:
+            handle.write(''.join('%s %s\n' % line for line in lines))
+        if age:
+            stamp = time.time() - age
+            os.utime(path, (stamp, stamp))
+        return path
+
+    def test_keyed_by_the_namespace_cookie(self, journal):
+        namespace = journal.namespace_id()
+        # NOTE(vpd): SO_NETNS_COOKIE exists since Linux 5.14.
+        assert namespace.startswith('c') and namespace[1:].isdigit()
+        journal.JOURNAL.note('tun', 'tapx')
+        own = journal.JOURNAL._file(*journal.JOURNAL._key)
+        assert os.path.basename(own) == 'creating-%s-%d' % (namespace,
+                                                             os.getpid())
+
+    def test_without_cookies_the_inode(self, journal, monkeypatch):
+        def refuse(*args):
+            raise OSError(92, 'Protocol not available')
+
+        monkeypatch.setattr(journal.socket.socket, 'getsockopt', refuse)
+        assert journal.namespace_id() == 'i%d' % os.stat(
+            '/proc/self/ns/net').st_ino
+
+    def test_stale_journals_are_removed(self, journal, kernel):
+        other = 'c%d' % (2 ** 60 + 7)
+        gone = [self._file(journal, 'creating-%s-11' % other),
+                self._file(journal, 'creating-4026532178-12',
+                           [('tun', 'tapold')],
+                           age=journal.STALE_AFTER + 60),
+                self._file(journal, 'creating-%s-13' % other,
+                           [('tun', 'tapx')], age=journal.STALE_AFTER + 60)]
+        kept = [self._file(journal, 'creating-%s-14' % other,
+                           [('tun', 'tapy')]),
+                self._file(journal, 'creating-%s-15' % other),
+                self._file(journal, 'creating-4026532179-16',
+                           [('tun', 'tapold')])]
+        kernel.add('tapold', kind='tun')
+        fd = os.open(kept[1], os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            batch.Batch(kernel, True).remove_orphans()
+        finally:
+            os.close(fd)
+        assert [os.path.exists(p) for p in gone] == [False] * 3
+        assert [os.path.exists(p) for p in kept] == [True] * 3
+        # What an inode-keyed journal lists is never acted on: that inode
+        # may be another namespace's now.
+        assert 'tapold' in kernel.links
+
+    def test_an_exiting_daemon_removes_its_empty_journal(self, journal):
+        journal.JOURNAL.note('tun', 'tapx')
+        own = journal.JOURNAL._file(*journal.JOURNAL._key)
+        journal.JOURNAL.remove()
+        assert os.path.exists(own)      # it lists a device: kept
+        journal.JOURNAL.clear()
+        journal.JOURNAL.remove()
+        assert not os.path.exists(own)
+
+
 class TestCreationGroups:
     def test_a_batch_released_whole_is_one_group_delete(self, kernel):
         names = ['tapg%d' % n for n in range(40)]
@@ -446,10 +521,41 @@ class TestCreationGroups:
         assert sorted(kernel.links) == sorted(['lo', names[39]])
         assert kernel.links[names[39]].group == group
 
-    def test_an_explicit_group_is_kept(self, kernel):
-        run(kernel, [ops.create_tap('tapg0', group=7),
-                     ops.create_tap('tapg1', group=7)])
-        assert {kernel.links['tapg0'].group,
-                kernel.links['tapg1'].group} == {7}
-        run(kernel, [ops.delete(['tapg0', 'tapg1'])])
-        assert sorted(kernel.links) == ['lo']
+    def test_a_stranger_in_the_group_is_never_deleted(self, kernel):
+        names = ['tapg%d' % n for n in range(4)]
+        run(kernel, [ops.create_tap(n) for n in names])
+        (group,) = {kernel.links[n].group for n in names}
+        # Someone (root, not the caller) puts a device of theirs in it.
+        kernel.add('optap', kind='tun', group=group)
+        results = run(kernel, [ops.delete(names)])
+        assert results[0]['deleted'] == names
+        assert sorted(kernel.links) == ['lo', 'optap']
+        # Not a group delete of the creation group: a transient one.
+        assert group not in [m.get_attr('IFLA_GROUP')
+                             for m in kernel.sent('dellink')]
+
+    def test_groups_checked_after_the_batchs_own_changes(self, kernel):
+        """The group-delete decision reads every device's group and
+        owner from one dump taken after the batch's last request."""
+        mine = ['tapg%d' % n for n in range(3)]
+        run(kernel, [ops.create_tap(n) for n in mine])
+        (group,) = {kernel.links[n].group for n in mine}
+        results = run(kernel, [ops.set_link('tapg2', mtu=1400),
+                               ops.delete(mine[:2])])
+        assert [r['status'] for r in results] == ['ok', 'ok']
+        assert sorted(kernel.links) == ['lo', 'tapg2']
+        assert kernel.links['tapg2'].group == group
+
+    def test_a_device_that_stopped_being_ours_stops_the_delete(self,
+                                                               kernel):
+        names = ['tapg%d' % n for n in range(3)]
+        run(kernel, [ops.create_tap(n) for n in names])
+        b = batch.Batch(kernel, True)
+        b._prefetch([ops.delete(names)])
+        # Changed (by root) after the batch looked: the decision reads the
+        # kernel again.
+        kernel.links['tapg1'].alias = 'someone else'
+        b.sizes_fresh = False
+        with pytest.raises(exception.DeviceNotOwned):
+            b.delete_links(0, names, True)
+        assert set(names) <= set(kernel.links)

@@ -160,3 +160,101 @@ def test_functional_tests_skip_when_not_root(monkeypatch):
     with pytest.raises(pytest.skip.Exception) as excinfo:
         conftest.require_root()
     assert 'needs root' in str(excinfo.value)
+
+
+class _Channel:
+    running = True
+
+    def __init__(self, error):
+        self.error = error
+        self.calls = []
+
+    def remote_call(self, name, args, kwargs, timeout):
+        self.calls.append(name)
+        raise self.error
+
+
+class TestBoundary:
+    """What the context does on both sides of the channel."""
+
+    @pytest.fixture
+    def channel(self):
+        def use(error):
+            privsep.vif_plug_dyn_pctxt.channel = _Channel(error)
+            return privsep.vif_plug_dyn_pctxt.channel
+        yield use
+        privsep.vif_plug_dyn_pctxt.channel = None
+
+    def test_entrypoints_are_named_by_their_function(self):
+        assert privsep.entrypoint_name(linux_net.apply) == 'apply'
+        assert privsep.entrypoint_name(linux_net.get_link) == 'get_link'
+
+    def test_a_dead_daemon_is_typed_and_named(self, channel):
+        channel(BrokenPipeError(32, 'Broken pipe'))
+        with pytest.raises(exception.PrivilegedHelperUnreachable) as err:
+            linux_net.get_link('tap0')
+        assert err.value.kwargs['operation'] == 'get_link'
+        channel(OSError('Premature eof waiting for privileged process'))
+        with pytest.raises(exception.PrivilegedHelperFailed) as err:
+            linux_net.apply([{'op': 'create_tap', 'name': 'tap0'}])
+        assert not isinstance(err.value,
+                              exception.PrivilegedHelperUnreachable)
+        assert err.value.kwargs['operation'] == 'apply'
+        assert 'Premature eof' in str(err.value)
+
+    def test_the_librarys_errors_pass(self, channel):
+        channel(exception.DeviceNotFound(device='tap0'))
+        with pytest.raises(exception.DeviceNotFound):
+            linux_net.get_link('tap0')
+
+    def test_oversized_calls_are_not_sent(self, channel, monkeypatch):
+        sent = channel(AssertionError('must not be sent'))
+        monkeypatch.setattr(privsep, 'MAX_MESSAGE_BYTES', 1000)
+        with pytest.raises(exception.PrivilegedMessageTooLarge) as err:
+            linux_net.get_link('x' * 1001)
+        assert err.value.kwargs['operation'] == 'get_link'
+        assert err.value.kwargs['limit'] == 1000
+        assert len(str(err.value)) < 200
+        assert sent.calls == []
+
+    def test_daemon_side_errors_are_cut_down(self):
+        privsep.vif_plug_dyn_pctxt.set_client_mode(False)
+        try:
+            with pytest.raises(exception.InvalidField) as err:
+                linux_net.get_link('x' * 10_000_000)
+            assert len(str(err.value)) < 300
+            assert len(repr(err.value.args)) < 600
+            with pytest.raises(exception.InvalidField) as err:
+                linux_net.apply([{'op': 'delete', 'y' * 10_000: 1,
+                                  'names': ['a']}])
+            assert len(str(err.value)) < 300
+            with pytest.raises(exception.PrivilegedHelperFailed) as err:
+                linux_net.apply(*range(10))
+            assert err.value.kwargs['operation'] == 'apply'
+            assert 'TypeError' in str(err.value)
+        finally:
+            privsep.vif_plug_dyn_pctxt.set_client_mode(True)
+
+
+class TestShorten:
+    @pytest.mark.parametrize('value', [
+        'x' * 100_000, b'\0' * 100_000, list(range(100_000)),
+        {str(i): i for i in range(100)}, 2 ** 100_000,
+        [['a' * 5000] * 3] * 3, object()],
+        ids=lambda value: type(value).__name__)
+    def test_bounded(self, value):
+        from vif_plug_dyn.privsep import limits
+        assert len(repr(limits.shorten(value))) < 1000
+
+    def test_small_values_kept(self):
+        from vif_plug_dyn.privsep import limits
+        for value in ('tap0', 7, None, True, ['a', 1], {'k': 'v'}):
+            assert limits.shorten(value) == value
+
+    def test_bounded_error_keeps_the_type_and_the_keys(self):
+        from vif_plug_dyn.privsep import limits
+        exc = exception.InvalidField('m' * 100_000, {'field': 'f',
+                                                     'value': 'v' * 5000})
+        message, kwargs = limits.bounded_error(exc)
+        assert len(message) < 3000 and set(kwargs) == {'field', 'value'}
+        assert len(kwargs['value']) < 400

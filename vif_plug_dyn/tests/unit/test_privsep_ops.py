@@ -88,11 +88,18 @@ class TestValues:
         with pytest.raises(exception.InvalidField):
             ops.create_tap('tap0', tag=tag)
 
-    def test_group_and_owner_ranges(self):
-        assert ops.set_group('t', 0)['group'] == 0
-        assert ops.set_group('t', 2 ** 32 - 1)['group'] == 2 ** 32 - 1
-        with pytest.raises(exception.InvalidField):
-            ops.set_group('t', 2 ** 32)
+    @pytest.mark.parametrize('op', [
+        {'op': 'set_link', 'name': 't', 'group': 7},
+        {'op': 'create_tap', 'name': 't', 'group': 0},
+        {'op': 'create_bridge', 'name': 't', 'group': 2 ** 31},
+        {'op': 'create_macvlan', 'name': 't', 'lower': 'e', 'group': 1}])
+    def test_link_groups_are_not_the_callers(self, op):
+        # NOTE(vpd): the daemon owns link groups; a caller that could set
+        # one could make a group delete take a device it never named.
+        with pytest.raises(exception.InvalidField, match='group'):
+            ops.validate_op(op)
+
+    def test_owner_ranges(self):
         with pytest.raises(exception.InvalidField):
             ops.create_tap('t', owner=2 ** 32 - 1)
         with pytest.raises(exception.InvalidField):
@@ -109,7 +116,7 @@ class TestOperations:
     def test_defaults_filled(self):
         op = ops.create_tap('tap0')
         assert op == {'op': 'create_tap', 'name': 'tap0', 'mtu': None,
-                      'mac': None, 'up': True, 'tag': None, 'group': None,
+                      'mac': None, 'up': True, 'tag': None,
                       'master': None, 'owner': None, 'owner_group': None,
                       'multi_queue': False}
 

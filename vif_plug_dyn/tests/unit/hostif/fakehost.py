@@ -97,7 +97,7 @@ class FakeHost:
         self.links[op['name']] = link(
             op['name'], index, kind, mtu=op['mtu'] or 1500, mac=op['mac'],
             up=op['up'], alias=ops.alias_for(op['tag']), data=data,
-            group=op['group'] or 0,
+            group=0,
             lower=None if lower is None else self._index(lower))
 
     def _create_bridge(self, op):
@@ -145,7 +145,7 @@ class FakeHost:
             item['master_index'] = self._index(op['master'])
         if op['nomaster']:
             item['master_index'] = None
-        for key in ('mtu', 'mac', 'up', 'group'):
+        for key in ('mtu', 'mac', 'up'):
             if op[key] is not None:
                 item[key] = op[key]
         if op['tag'] is not None:

@@ -80,7 +80,7 @@ def test_undo_a_stop_recreates_the_bridge():
     structure = restore.plan_structure(before, now)
     assert structure.ops == [
         ops.create_bridge('br0', mtu=9000, mac='02:00:00:00:00:20',
-                          up=False, tag='hostif.br0', group=7, stp=True,
+                          up=False, tag='hostif.br0', stp=True,
                           forward_delay=400, index=20),
         ops.set_link('v0', master='br0'),
         ops.set_link('v2', master='br0')]
@@ -130,7 +130,7 @@ def test_changed_settings_are_put_back():
     now = state(*links.values(), addresses=before.addresses[:2])
     assert restore.plan_structure(before, now).ops == [
         ops.set_link('v2', master='br0'),
-        ops.set_link('br0', mtu=9000, group=7),
+        ops.set_link('br0', mtu=9000),
         # The delay before STP goes on (see hostif.stp).
         ops.set_bridge('br0', forward_delay=400),
         ops.set_bridge('br0', stp=True)]
