@@ -484,3 +484,29 @@ class InvalidInterfaceDocument(VifPlugDynException, ValueError):
     """A document of several host interface definitions is invalid."""
 
     msg_fmt = 'Invalid host interface document %(source)s: %(reason)s'
+
+
+# --- the agent and its message bus -------------------------------------------
+
+class AgentTimeout(VifPlugDynException, TimeoutError):
+    """An agent did not answer an RPC call in time (it may be down, busy
+    or gone mid-call: what it did is for its ledger and a reconcile to
+    tell)."""
+
+    msg_fmt = ('Agent %(host)s did not answer %(method)s within '
+               '%(timeout)s s')
+
+
+class AgentUnreachable(VifPlugDynException, ConnectionError):
+    """The message bus could not carry a call to an agent."""
+
+    msg_fmt = ('Cannot reach agent %(host)s for %(method)s through the '
+               'message bus: %(reason)s')
+
+
+class AgentCallFailed(VifPlugDynException):
+    """An agent failed a call with an error the library does not
+    anticipate (its log has the traceback), or refused the call itself
+    (an RPC version it does not serve)."""
+
+    msg_fmt = 'Agent %(host)s failed %(method)s: %(reason)s'

@@ -31,8 +31,10 @@ each at 1, 100 and 1000 ports (and 4000 with ``--full``); then the
 latency of connect, move and disconnect with 1000 ports present; XML
 rendering throughput (``tools/bench/xml_render.py``); the memory of an
 agent process holding 1000 endpoints (4000 with ``--full``,
-``tools/bench/agent_memory.py``); and, when ``tools/bench/watcher.py``
-exists, the watcher's recovery latency.
+``tools/bench/agent_memory.py``); when ``tools/bench/watcher.py``
+exists, the watcher's recovery latency; and the message bus's cost
+(``tools/bench/agent_bus.py``: the agent over a private RabbitMQ against
+the same batch in-process, four agents at once, RPC round trip).
 
 Fast methods are timed ``--rounds`` times (median reported); the slow
 baselines (per-operation calls, ``ovs-vsctl`` deletes, os-vif) once, and
@@ -689,6 +691,29 @@ def watcher(output_dir: str, full: bool, results: dict[str, Any]) -> None:
     results['watcher'] = entry
 
 
+def agent_bus(output_dir: str, results: dict[str, Any]) -> None:
+    """The bus's cost (``tools/bench/agent_bus.py``): the agent over a
+    private RabbitMQ against in-process, 4 agents x 1000 ports, RPC round
+    trip; kept with its Markdown table."""
+    script = os.path.join(HERE, 'agent_bus.py')
+    out_json = os.path.join(output_dir, 'agent_bus.json')
+    try:
+        proc = subprocess.run([sys.executable, script, '--out', out_json],
+                              capture_output=True, text=True, timeout=3600)
+    except subprocess.TimeoutExpired:
+        results['agent_bus'] = {'status': 'timed out'}
+        return
+    entry: dict[str, Any] = {'status': 'ok' if proc.returncode == 0 else
+                             'failed (exit %d)' % proc.returncode,
+                             'table': proc.stdout.strip()}
+    if proc.returncode != 0:
+        entry['stderr'] = proc.stderr[-2000:]
+    if os.path.exists(out_json):
+        with open(out_json, encoding='utf-8') as handle:
+            entry['data'] = json.load(handle)
+    results['agent_bus'] = entry
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     counts = [1, 100, 1000] + ([4000] if args.full else [])
     if args.counts:
@@ -750,6 +775,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results['xml'] = xml_render.measure(20000, 5, parse=True)
     if wanted('watcher'):
         watcher(args.output_dir, args.full, results)
+    if wanted('agent_bus'):
+        agent_bus(args.output_dir, results)
     results['targets'] = targets(results)
     return results
 
@@ -926,6 +953,11 @@ def markdown(results: dict[str, Any]) -> str:
                  watcher_entry.get('status', 'not run'))
     if watcher_entry.get('table'):
         lines += ['', watcher_entry['table']]
+    bus_entry = results.get('agent_bus', {})
+    lines += ['', '**agent over RabbitMQ** (tools/bench/agent_bus.py): %s'
+              % bus_entry.get('status', 'not run')]
+    if bus_entry.get('table'):
+        lines += ['', bus_entry['table']]
     return '\n'.join(lines) + '\n'
 
 
@@ -955,6 +987,13 @@ def rst(results: dict[str, Any]) -> str:
         lines += ['', '.. code-block:: text', '']
         lines += ['   ' + line for line in
                   watcher_entry['table'].splitlines()]
+    bus_entry = results.get('agent_bus', {})
+    lines += ['', 'The agent over RabbitMQ (``tools/bench/agent_bus.py``): '
+              '%s.' % bus_entry.get('status', 'not run')]
+    if bus_entry.get('table'):
+        lines += ['', '.. code-block:: text', '']
+        lines += ['   ' + line for line in
+                  bus_entry['table'].splitlines()]
     return '\n'.join(lines) + '\n'
 
 
@@ -1027,7 +1066,8 @@ def main(argv: list[str]) -> int:
                              'defaults (quick trials)')
     parser.add_argument('--only', default='',
                         help='comma-separated: bridge, direct, '
-                             'openvswitch, memory, xml, watcher')
+                             'openvswitch, memory, xml, watcher, '
+                             'agent_bus')
     parser.add_argument('--output-dir', default=os.path.join('.cache',
                                                              'bench'))
     parser.add_argument('--update-docs', action='store_true',

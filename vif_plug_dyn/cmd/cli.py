@@ -436,6 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--verbose', action='store_true',
                         help='log what is done (on standard error)')
     parser.add_argument('--debug', action='store_true')
+    # NOTE(vpd): --host (vif_plug_dyn.agent.cli) runs the endpoint and
+    # cable commands on a host's agent through the message bus.
+    from vif_plug_dyn.agent import cli as agent_cli
+    agent_cli.add_arguments(parser)
     sub = parser.add_subparsers(dest='command', required=True)
 
     net = sub.add_parser('network', help='named host networks')
@@ -558,7 +562,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         conf = setup_conf(args)
-        if getattr(args, 'target', None) == 'iface':
+        if args.host:
+            from vif_plug_dyn.agent import cli as agent_cli
+            _print(agent_cli.run(conf, args), args.json)
+        elif getattr(args, 'target', None) == 'iface':
             _print(_run_iface(conf, args), args.json)
         elif getattr(args, 'target', None) == 'policy':
             _print(policy_cmd.run(conf, args), args.json)
