@@ -63,25 +63,6 @@ def _script():
     return path
 
 
-def _guest_told_by_cli(conf):
-    """Whether the command line's entry point (``initialize()``) wires a
-    hypervisor adapter, so that its cable changes reach the guest (issue
-    14 item 1).
-
-    TODO(lead): remove this probe and its skip once that item is merged.
-    """
-    import vif_plug_dyn
-    manager = vif_plug_dyn.initialize(conf)
-    try:
-        guest = getattr(manager, 'guest', None)
-        configured = getattr(guest, 'configured', None)
-        if isinstance(configured, bool):
-            return configured
-        return getattr(guest, 'hypervisor', None) is not None
-    finally:
-        manager.close()
-
-
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('nova')
@@ -235,10 +216,6 @@ def test_unplug_the_cable_and_back(world):
 
 
 def test_guest_carrier_follows_the_cable(world):
-    if not _guest_told_by_cli(world.conf):
-        pytest.skip('the command line does not tell the guest yet '
-                    '(issue 14 item 1: the hypervisor adapter in every '
-                    'entry point)')
     cli(world, 'disconnect', world.port_id)
     assert world.guest.wait_carrier(MAC, False), world.guest.lines
     cli(world, 'connect', world.port_id)
